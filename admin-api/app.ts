@@ -1,0 +1,48 @@
+import express from 'express'
+import type { Accounts } from '../core/accounts.ts'
+import type { ApiKeys } from '../core/api-keys.ts'
+import type { Clock } from '../core/clock.ts'
+import type { Db } from '../core/db.ts'
+import type { Logger } from '../core/logger.ts'
+import type { VerifyIdentityOptions } from '../verify/index.ts'
+import { errorHandler, sendError } from './http.ts'
+import { identityMiddleware } from './identity.ts'
+import { openApiDocument } from './openapi.ts'
+import { apiKeyRoutes } from './routes-api-keys.ts'
+import { publicSessionRoutes, sessionRoutes } from './routes-session.ts'
+import { userRoutes } from './routes-users.ts'
+
+/** What the admin API needs; only the composition roots build these. */
+export interface AdminApiDeps {
+  db: Db
+  clock: Clock
+  accounts: Accounts
+  keys: ApiKeys
+  logger: Logger
+  allowRegistration: boolean
+  refreshTtlSec: number
+  identity: VerifyIdentityOptions & { header: string }
+  /** Largest JSON body accepted, bytes. */
+  bodyLimit?: number
+}
+
+/** The control plane: `/api/v1/auth/*`, reached through the gateway. */
+export function createAdminApp(deps: AdminApiDeps): express.Express {
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('etag', false)
+  app.use(express.json({ limit: deps.bodyLimit ?? 16 * 1024, strict: true }))
+  const openapi = openApiDocument()
+  app.get('/api/v1/openapi.json', (_req, res) => { res.json(openapi) })
+
+  const auth = express.Router()
+  auth.use(publicSessionRoutes(deps))
+  auth.use(identityMiddleware(deps.identity))
+  auth.use(sessionRoutes(deps))
+  auth.use(apiKeyRoutes(deps))
+  auth.use(userRoutes(deps))
+  app.use('/api/v1/auth', auth)
+  app.use((_req, res) => sendError(res, 'NOT_FOUND'))
+  app.use(errorHandler(deps.logger))
+  return app
+}

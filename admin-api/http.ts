@@ -1,0 +1,54 @@
+import type { NextFunction, Request, Response } from 'express'
+import type { z } from 'zod'
+import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
+import { KeygateError, ValidationError } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
+import { problemBody, problemHeaders } from '../core/problem.ts'
+
+/** Parses `value` with `schema`; every problem is reported with its location (`["body", "name"]`). */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'path' = 'body'): z.output<S> {
+  const result = schema.safeParse(value ?? (where === 'body' ? undefined : {}))
+  if (result.success) return result.data
+  const errors = result.error.issues.flatMap((issue) => {
+    const nested = (issue as { errors?: z.core.$ZodIssue[][] }).errors
+    // A union (login by username or by email) reports the branch closest to what was sent.
+    const chosen = issue.code === 'invalid_union' && nested?.length ? nested.reduce((a, b) => (b.length < a.length ? b : a)) : [issue]
+    return chosen.map((i) => ({ loc: [where, ...i.path.map((p) => (typeof p === 'number' ? p : String(p)))], msg: i.message }))
+  })
+  throw new ValidationError(errors)
+}
+
+export function sendError(res: Response, code: ErrorCode, extra?: Readonly<Record<string, unknown>>, detail?: string): void {
+  res.status(ERROR_CODES[code].status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...problemHeaders(code) })
+  res.send(JSON.stringify(problemBody(code, { extra, detail, instance: res.req.headers['x-request-id'] as string | undefined })))
+}
+
+/** Express 5 forwards rejected promises here: KeygateErrors keep their code, body-parser errors get theirs. */
+export function errorHandler(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    if (err instanceof KeygateError) return sendError(res, err.code, err.extra)
+    const type = (err as { type?: string }).type
+    if (type === 'entity.too.large') return sendError(res, 'BODY_TOO_LARGE')
+    if (type === 'entity.parse.failed') return sendError(res, 'BODY_INVALID_JSON')
+    if (type === 'charset.unsupported' || type === 'encoding.unsupported') return sendError(res, 'UNSUPPORTED_MEDIA_TYPE')
+    logger.error('admin request failed', { error: String((err as Error)?.message ?? err) })
+    sendError(res, 'INTERNAL')
+  }
+}
+
+const iso = (d: Date | null) => (d === null ? null : d.toISOString())
+
+export function userJson(u: { id: string; email: string | null; username: string; full_name: string | null; is_active: boolean; is_superuser: boolean; created_at: Date; updated_at: Date; last_login_at: Date | null }) {
+  return { id: u.id, email: u.email, username: u.username, full_name: u.full_name, is_active: u.is_active, is_superuser: u.is_superuser, created_at: iso(u.created_at)!, updated_at: iso(u.updated_at)!, last_login_at: iso(u.last_login_at) }
+}
+
+export function apiKeyJson(k: { id: string; name: string; display: string; created_at: Date; last_used_at: Date | null; expires_at: Date | null; revoked_at: Date | null; scopes: string[] }) {
+  return { id: k.id, api_key_name: k.name, api_key: k.display, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), expires_at: iso(k.expires_at), revoked_at: iso(k.revoked_at), scopes: k.scopes }
+}
+
+/** The caller's address as the gateway saw it (the admin API is reached only through the gateway). */
+export function clientAddress(req: Request): string | null {
+  const xff = req.headers['x-forwarded-for']
+  const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim()
+  return first || req.socket.remoteAddress || null
+}

@@ -1,0 +1,22 @@
+import type { NextFunction, Request, Response } from 'express'
+import { verifyIdentity, type KeygateIdentity, type VerifyIdentityOptions } from '../verify/index.ts'
+import { sendError } from './http.ts'
+
+/**
+ * The admin API trusts nothing but the gateway's signed identity header: the same verifier upstream
+ * services import. A missing or invalid assertion is 401; the gateway never lets a client's own copy through.
+ */
+export function identityMiddleware(options: VerifyIdentityOptions & { header: string }) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const verdict = await verifyIdentity(req.headers[options.header], options)
+    if (!verdict.ok) return sendError(res, verdict.code === 'IDENTITY_MISSING' ? 'IDENTITY_REQUIRED' : 'TOKEN_INVALID')
+    res.locals.identity = verdict.identity
+    next()
+  }
+}
+
+export function identityOf(res: Response): KeygateIdentity {
+  const identity = res.locals.identity as KeygateIdentity | undefined
+  if (!identity) throw new Error('identity middleware did not run')
+  return identity
+}

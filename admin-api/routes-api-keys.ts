@@ -1,0 +1,58 @@
+import { Router, type Request, type Response } from 'express'
+import { z } from 'zod'
+import type { ApiKeys } from '../core/api-keys.ts'
+import type { Clock } from '../core/clock.ts'
+import { ValidationError } from '../core/errors.ts'
+import { apiKeyJson, clientAddress, parse, sendError } from './http.ts'
+import { identityOf } from './identity.ts'
+import { CreateApiKeyRequest } from './schemas.ts'
+
+const DAY_MS = 86_400_000
+const KeyIdParam = z.strictObject({ id: z.uuid() })
+
+export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
+  const r = Router()
+  const actor = (req: Request, res: Response) => ({ userId: identityOf(res).sub, address: clientAddress(req) })
+
+  r.post('/api-key', async (req, res) => {
+    const body = parse(CreateApiKeyRequest, req.body)
+    if (body.expires_in_days !== undefined && body.expires_at !== undefined) {
+      throw new ValidationError([{ loc: ['body', 'expires_at'], msg: 'give expires_in_days or expires_at, not both' }])
+    }
+    const now = deps.clock.now()
+    let expiresAt: Date | null = null
+    if (body.expires_in_days !== undefined) expiresAt = new Date(now + body.expires_in_days * DAY_MS)
+    if (body.expires_at !== undefined) {
+      expiresAt = new Date(body.expires_at)
+      if (expiresAt.getTime() <= now) throw new ValidationError([{ loc: ['body', 'expires_at'], msg: 'must be in the future' }])
+    }
+    const identity = identityOf(res)
+    const { row, key } = await deps.keys.create(identity.sub, { name: body.name, expiresAt, scopes: body.scopes }, actor(req, res))
+    res.set('cache-control', 'no-store').json({ id: row.id, api_key: key, api_key_name: row.name, created_at: row.created_at.toISOString(), expires_at: row.expires_at?.toISOString() ?? null, scopes: row.scopes })
+  })
+
+  r.get('/api-keys', async (_req, res) => {
+    res.json((await deps.keys.list(identityOf(res).sub)).map(apiKeyJson))
+  })
+
+  // The contract's revoke: the key this request came with, or the user's only key.
+  r.delete('/api-key', async (req, res) => {
+    const identity = identityOf(res)
+    let keyId = identity.keyId
+    if (!keyId) {
+      const active = await deps.keys.active(identity.sub)
+      if (active.length === 0) return sendError(res, 'NOT_FOUND', undefined, 'No active API key')
+      if (active.length > 1) return sendError(res, 'KEY_AMBIGUOUS')
+      keyId = active[0]!.id
+    }
+    if (!(await deps.keys.revoke(identity.sub, keyId, actor(req, res)))) return sendError(res, 'NOT_FOUND', undefined, 'No active API key')
+    res.json({ message: 'API key revoked successfully' })
+  })
+
+  r.delete('/api-keys/:id', async (req, res) => {
+    const { id } = parse(KeyIdParam, req.params, 'path')
+    if (!(await deps.keys.revoke(identityOf(res).sub, id, actor(req, res)))) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key')
+    res.json({ message: 'API key revoked successfully' })
+  })
+  return r
+}

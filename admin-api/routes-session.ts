@@ -1,0 +1,113 @@
+import { Router, type Request, type Response } from 'express'
+import type { Accounts } from '../core/accounts.ts'
+import type { Db } from '../core/db.ts'
+import { KeygateError } from '../core/errors.ts'
+import { userStore } from '../core/user-store.ts'
+import { clientAddress, parse, sendError, userJson } from './http.ts'
+import { identityOf } from './identity.ts'
+import { ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest } from './schemas.ts'
+
+export interface SessionRouteDeps {
+  db: Db
+  accounts: Accounts
+  allowRegistration: boolean
+  refreshTtlSec: number
+  clock: { now(): number }
+}
+
+const COOKIE = 'refresh_token'
+const COOKIE_PATH = '/api/v1/auth'
+
+function setRefreshCookie(res: Response, token: string, maxAgeSec: number): void {
+  res.append('set-cookie', `${COOKIE}=${token}; Path=${COOKIE_PATH}; Max-Age=${maxAgeSec}; HttpOnly; Secure; SameSite=Strict`)
+}
+
+function cookieValue(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=')
+    if (k === name) return v.join('=')
+  }
+  return undefined
+}
+
+/** Public routes: reached through the gateway without a credential. */
+export function publicSessionRoutes(deps: SessionRouteDeps): Router {
+  const r = Router()
+  const actor = (req: Request) => ({ address: clientAddress(req) })
+
+  r.post('/login', async (req, res) => {
+    const body = parse(LoginRequest, req.body)
+    const login = 'username' in body ? { username: body.username } : { email: body.email }
+    const result = await deps.accounts.login(login, body.password, actor(req))
+    if (!result) return sendError(res, 'LOGIN_FAILED')
+    setRefreshCookie(res, result.tokens.refresh_token, deps.refreshTtlSec)
+    res.json({ ...result.tokens, user: userJson(result.user) })
+  })
+
+  r.post('/refresh', async (req, res) => {
+    const body = parse(RefreshRequest, req.body ?? {})
+    const token = body.refresh_token ?? cookieValue(req, COOKIE)
+    if (!token) return sendError(res, 'REFRESH_INVALID')
+    const pair = await deps.accounts.refresh(token, actor(req))
+    if (!pair) return sendError(res, 'REFRESH_INVALID')
+    setRefreshCookie(res, pair.refresh_token, deps.refreshTtlSec)
+    res.json(pair)
+  })
+
+  r.post('/register', async (req, res) => {
+    if (!deps.allowRegistration) return sendError(res, 'REGISTRATION_DISABLED')
+    const body = parse(RegisterRequest, req.body)
+    const user = await deps.accounts.createUser({ username: body.username, password: body.password, email: body.email, fullName: body.full_name ?? null }, actor(req))
+    const tokens = await deps.accounts.startSession(user.id)
+    setRefreshCookie(res, tokens.refresh_token, deps.refreshTtlSec)
+    res.status(201).json({ ...tokens, user: userJson(user) })
+  })
+  return r
+}
+
+/** Routes that need the gateway's identity. */
+export function sessionRoutes(deps: SessionRouteDeps): Router {
+  const r = Router()
+  const actor = (req: Request, res: Response) => ({ userId: identityOf(res).sub, address: clientAddress(req) })
+
+  async function currentUser(res: Response) {
+    const user = await userStore.findById(deps.db, identityOf(res).sub)
+    if (!user || !user.is_active) throw new KeygateError('USER_INACTIVE')
+    return user
+  }
+
+  r.get('/me', async (_req, res) => {
+    res.json(userJson(await currentUser(res)))
+  })
+
+  r.put('/me', async (req, res) => {
+    const body = parse(UpdateMeRequest, req.body)
+    const user = await currentUser(res)
+    const updated = await userStore.updateProfile(deps.db, user.id, body, new Date(deps.clock.now()))
+    res.json(userJson(updated!))
+  })
+
+  r.post('/logout', async (req, res) => {
+    const identity = identityOf(res)
+    await deps.accounts.logout(identity.sub, identity.sessionId, actor(req, res))
+    res.append('set-cookie', `${COOKIE}=; Path=${COOKIE_PATH}; Max-Age=0; HttpOnly; Secure; SameSite=Strict`)
+    res.json({ message: 'Logged out successfully' })
+  })
+
+  r.post('/change-password', async (req, res) => {
+    const identity = identityOf(res)
+    if (identity.auth !== 'jwt') return sendError(res, 'JWT_REQUIRED')
+    const body = parse(ChangePasswordRequest, req.body)
+    const ok = await deps.accounts.changePassword(identity.sub, body.current_password, body.new_password, identity.sessionId, actor(req, res))
+    if (!ok) return sendError(res, 'PASSWORD_INCORRECT')
+    res.json({ message: 'Password changed successfully' })
+  })
+
+  r.delete('/account', async (req, res) => {
+    const identity = identityOf(res)
+    if (identity.auth !== 'jwt') return sendError(res, 'JWT_REQUIRED')
+    await deps.accounts.setActive(identity.sub, false, actor(req, res))
+    res.json({ message: 'Account deactivated successfully' })
+  })
+  return r
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod'
+
+/**
+ * Request and response schemas of the admin API. Handlers validate with these, and `openapi.ts` builds the
+ * OpenAPI document from the same objects, so the document cannot drift from the code.
+ */
+const username = z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
+const password = z.string().min(8).max(128)
+const email = z.email().max(254)
+const isoTime = z.iso.datetime({ offset: true })
+
+export const LoginRequest = z.union([
+  z.strictObject({ username: z.string().min(1).max(254), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
+  z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
+]).meta({ id: 'LoginRequest' })
+
+export const RegisterRequest = z.strictObject({ email, username, password, full_name: z.string().max(200).nullish() }).meta({ id: 'RegisterRequest' })
+export const RefreshRequest = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() }).meta({ id: 'RefreshRequest' })
+export const UpdateMeRequest = z.strictObject({ full_name: z.string().max(200).nullish(), email: email.nullish() }).meta({ id: 'UpdateMeRequest' })
+export const ChangePasswordRequest = z.strictObject({ current_password: z.string().min(1).max(128), new_password: password }).meta({ id: 'ChangePasswordRequest' })
+
+const scope = z.string().regex(/^[a-z0-9:._-]{1,64}$/, 'lowercase letters, digits and ":._-"')
+export const CreateApiKeyRequest = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  expires_in_days: z.number().int().min(1).max(3650).optional(),
+  expires_at: isoTime.optional(),
+  scopes: z.array(scope).max(50).optional(),
+}).meta({ id: 'CreateApiKeyRequest' })
+
+export const CreateUserRequest = z.strictObject({ username, password, email: email.nullish(), full_name: z.string().max(200).nullish(), is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
+export const PatchUserRequest = z.strictObject({ is_active: z.boolean().optional(), is_superuser: z.boolean().optional() }).meta({ id: 'PatchUserRequest' })
+
+export const UserResponse = z.strictObject({
+  id: z.uuid(),
+  email: z.string().nullable(),
+  username: z.string(),
+  full_name: z.string().nullable(),
+  is_active: z.boolean(),
+  is_superuser: z.boolean(),
+  created_at: isoTime,
+  updated_at: isoTime,
+  last_login_at: isoTime.nullable(),
+}).meta({ id: 'UserResponse' })
+
+export const TokenPairResponse = z.strictObject({
+  access_token: z.string(),
+  refresh_token: z.string(),
+  token_type: z.literal('bearer'),
+  expires_in: z.number().int(),
+}).meta({ id: 'RefreshResponse' })
+
+export const TokenResponse = TokenPairResponse.extend({ user: UserResponse }).meta({ id: 'TokenResponse' })
+
+export const ApiKeyCreated = z.strictObject({
+  id: z.uuid(),
+  api_key: z.string().regex(/^sk_[a-z0-9]+_[0-9A-Za-z]{49}$/),
+  api_key_name: z.string(),
+  created_at: isoTime,
+  expires_at: isoTime.nullable(),
+  scopes: z.array(z.string()),
+}).meta({ id: 'APIKeyCreated' })
+
+export const ApiKey = z.strictObject({
+  id: z.uuid(),
+  api_key_name: z.string(),
+  api_key: z.string().regex(/^sk_[a-z0-9]+_[0-9A-Za-z]{4}…[0-9A-Za-z]{4}$/).describe('display form only, never the secret'),
+  created_at: isoTime,
+  last_used_at: isoTime.nullable(),
+  expires_at: isoTime.nullable(),
+  revoked_at: isoTime.nullable(),
+  scopes: z.array(z.string()),
+}).meta({ id: 'APIKey' })
+
+export const ApiKeyList = z.array(ApiKey).meta({ id: 'APIKeyList' })
+export const UserList = z.array(UserResponse).meta({ id: 'UserList' })
+export const Message = z.strictObject({ message: z.string() }).meta({ id: 'Message' })
+
+export const AuditEvent = z.strictObject({
+  id: z.string(),
+  at: isoTime,
+  event: z.string(),
+  actor_user_id: z.uuid().nullable(),
+  subject_user_id: z.uuid().nullable(),
+  key_id: z.uuid().nullable(),
+  client_address: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+}).meta({ id: 'AuditEvent' })
+export const AuditList = z.array(AuditEvent).meta({ id: 'AuditList' })
+export const AuditQuery = z.strictObject({
+  user_id: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z.coerce.number().int().positive().optional(),
+})
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string(),
+  instance: z.string().optional(),
+  errors: z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string() })).optional(),
+}).meta({ id: 'Problem' })

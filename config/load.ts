@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs'
+import { parseDocument } from 'yaml'
+import type { z } from 'zod'
+import { ConfigError } from '../core/errors.ts'
+import { envSchema, fileSchema, type EnvConfig, type FileConfig } from './schema.ts'
+
+export interface KeygateConfig { readonly env: EnvConfig; readonly file: FileConfig; readonly filePath: string }
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+function describe(issues: readonly z.core.$ZodIssue[], where: string): string[] {
+  return issues.map((i) => {
+    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+    return `${where}${path ? ` ${path}` : ''}: ${i.message}`
+  })
+}
+
+/** Replaces `${VAR}` and `${VAR:-default}` in a value of the file with environment values; a missing VAR without default is a problem. */
+function interpolate(text: string, env: NodeJS.ProcessEnv, problems: string[], file: string): string {
+  return text.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    const value = env[name]
+    if (value !== undefined && value !== '') return value
+    if (fallback !== undefined) return fallback
+    problems.push(`${file}: \${${name}} is used but the environment variable ${name} is not set`)
+    return ''
+  })
+}
+
+/** Validates the route file's text; every problem names the file, the path inside it and what was expected. */
+export function parseFileConfig(text: string, file: string, env: NodeJS.ProcessEnv): { config?: FileConfig; problems: string[] } {
+  const problems: string[] = []
+  const doc = parseDocument(text)
+  for (const e of doc.errors) problems.push(`${file}: ${e.message}`)
+  if (problems.length) return { problems }
+  // Interpolate values only, after parsing: comments and keys are never touched.
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string' ? interpolate(v, env, problems, file)
+      : Array.isArray(v) ? v.map(walk)
+        : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+          : v
+  const values = walk(doc.toJS())
+  if (problems.length) return { problems }
+  const parsed = fileSchema.safeParse(values)
+  if (!parsed.success) return { problems: describe(parsed.error.issues, file) }
+  const config = parsed.data
+  const names = new Set<string>()
+  config.routes.forEach((r, i) => {
+    if (names.has(r.name)) problems.push(`${file} routes[${i}].name: duplicate route name "${r.name}"`)
+    names.add(r.name)
+    if (!Object.hasOwn(config.upstreams, r.upstream)) {
+      problems.push(`${file} routes[${i}].upstream: "${r.upstream}" is not one of the upstreams (${Object.keys(config.upstreams).join(', ')})`)
+    }
+  })
+  return problems.length ? { problems } : { config, problems }
+}
+
+/**
+ * Loads and validates the environment and the route file, listing every problem at once, then freezes.
+ * @throws ConfigError with every problem
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig {
+  const problems: string[] = []
+  const parsedEnv = envSchema.safeParse(env)
+  if (!parsedEnv.success) problems.push(...describe(parsedEnv.error.issues, 'environment'))
+  const e = parsedEnv.success ? parsedEnv.data : undefined
+  if (e && (e.KEYGATE_BOOTSTRAP_USERNAME === undefined) !== (e.KEYGATE_BOOTSTRAP_PASSWORD === undefined)) {
+    problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD go together')
+  }
+  const filePath = e?.KEYGATE_CONFIG ?? env.KEYGATE_CONFIG ?? 'config/keygate.yaml'
+  let file: FileConfig | undefined
+  let text: string | undefined
+  try {
+    text = readFileSync(filePath, 'utf8')
+  } catch (err) {
+    problems.push(`${filePath}: cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+  }
+  if (text !== undefined) {
+    const r = parseFileConfig(text, filePath, env)
+    problems.push(...r.problems)
+    file = r.config
+  }
+  if (problems.length || !e || !file) throw new ConfigError(problems)
+  return deepFreeze({ env: e, file, filePath })
+}

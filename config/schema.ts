@@ -1,0 +1,80 @@
+import { z } from 'zod'
+
+/**
+ * Every setting Keygate reads, declared once with its default and meaning. The README's configuration
+ * reference is checked against `ENV_SETTINGS` by `test/config/schema.test.ts`.
+ */
+const port = z.coerce.number().int().min(0).max(65535)
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v))
+const seconds = z.coerce.number().int().positive()
+
+export const ENV_SETTINGS = {
+  PORT: { schema: port.default(8000), doc: 'Port of the gateway (data plane and admin API).' },
+  HOST: { schema: z.string().min(1).default('0.0.0.0'), doc: 'Address the gateway listens on.' },
+  METRICS_PORT: { schema: port.default(9090), doc: 'Port of the Prometheus metrics endpoint (`/metrics`), bound to 127.0.0.1 unless METRICS_HOST says otherwise; 0 picks a free port.' },
+  METRICS_HOST: { schema: z.string().min(1).default('127.0.0.1'), doc: 'Address of the metrics endpoint.' },
+  DATABASE_URL: { schema: z.string().url().optional(), doc: 'PostgreSQL server URL. Unset: the embedded PostgreSQL (PGlite) under KEYGATE_DATA_DIR.' },
+  DATABASE_POOL_SIZE: { schema: z.coerce.number().int().min(1).max(1000).default(10), doc: 'Connections per instance to the PostgreSQL server.' },
+  DATABASE_STATEMENT_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).default(5000), doc: 'Statement timeout on the PostgreSQL server.' },
+  KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
+  KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
+  KEYGATE_ISSUER: { schema: z.string().min(1).default('keygate'), doc: '`iss` of access tokens and identity assertions.' },
+  KEYGATE_JWT_SECRET: { schema: z.string().min(32).optional(), doc: 'HS256 secret of access tokens (≥ 32 bytes). Unset: generated once and shared through the database.' },
+  KEYGATE_SIGNING_KEY: { schema: z.string().min(1).optional(), doc: 'Identity signing private key (PEM or JWK text, Ed25519 or P-256). Unset: KEYGATE_SIGNING_KEY_FILE, else generated once and kept in the database.' },
+  KEYGATE_SIGNING_KEY_FILE: { schema: z.string().min(1).optional(), doc: 'File holding the identity signing private key (PEM or JWK).' },
+  KEYGATE_IDENTITY_HEADER: { schema: z.string().regex(/^[a-z0-9-]+$/).default('x-keygate-identity'), doc: 'Header carrying the signed identity to upstreams.' },
+  KEYGATE_IDENTITY_TTL: { schema: seconds.max(3600).default(60), doc: 'Lifetime of an identity assertion, seconds.' },
+  KEYGATE_ACCESS_TOKEN_TTL: { schema: seconds.default(900), doc: 'Access token lifetime, seconds (`expires_in`).' },
+  KEYGATE_REFRESH_TOKEN_TTL: { schema: seconds.default(604800), doc: 'Refresh token lifetime, seconds.' },
+  KEYGATE_API_KEY_PREFIX: { schema: z.string().regex(/^sk_[a-z0-9]+_$/).default('sk_live_'), doc: 'Environment prefix of new API keys (`sk_live_`, `sk_test_`).' },
+  KEYGATE_MAX_KEYS_PER_USER: { schema: z.coerce.number().int().min(1).max(1000).default(1), doc: 'Active API keys a user may hold.' },
+  KEYGATE_PASSWORD_HASH_LOG_N: { schema: z.coerce.number().int().min(14).max(20).default(17), doc: 'scrypt cost as log2(N) for new password hashes (OWASP: 17).' },
+  KEYGATE_ALLOW_REGISTRATION: { schema: bool.default(false), doc: 'Enables `POST /api/v1/auth/register`.' },
+  KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_PASSWORD).' },
+  KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
+  KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
+  KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
+  KEYGATE_CACHE_TTL_MS: { schema: z.coerce.number().int().min(0).default(60000), doc: 'Lifetime of a cached credential.' },
+  KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },
+  KEYGATE_SHUTDOWN_GRACE_MS: { schema: z.coerce.number().int().min(0).default(10000), doc: 'On SIGTERM, how long in-flight requests may finish.' },
+  LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'Log level of the JSON logs on stdout.' },
+} as const
+
+type Settings = typeof ENV_SETTINGS
+
+export const envSchema = z.object(Object.fromEntries(Object.entries(ENV_SETTINGS).map(([k, v]) => [k, v.schema])) as { [K in keyof Settings]: Settings[K]['schema'] })
+export type EnvConfig = Readonly<z.output<typeof envSchema>>
+
+// ---------------------------------------------------------------------------------------------------
+// The file: upstreams and routes.
+
+const upstreamName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-", starting with a letter')
+
+export const upstreamSchema = z.strictObject({
+  /** `http(s)://host:port`, or `internal:<name>` for a service Keygate starts in-process (admin API, demos). */
+  url: z.string().regex(/^(https?:\/\/[^/\s]+\/?|internal:[a-z-]+)$/, 'an http(s) origin such as http://10.0.0.5:8080, or internal:<service>'),
+})
+
+export const routeSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
+  /** Path prefix, matched on whole segments (`/api/v1/documents` matches `/api/v1/documents/…`, not `/api/v1/documentsX`). */
+  prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"'),
+  methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).min(1).optional(),
+  upstream: upstreamName,
+  /** public: no credential needed or read; optional: anonymous allowed, a bad credential is 401; required. */
+  auth: z.enum(['public', 'optional', 'required']).default('required'),
+  scopes: z.array(z.string().min(1)).default([]),
+  timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
+  /** Also send x-user-id, x-username, x-auth-method, x-api-key-id (for legacy backends on a trusted network). */
+  plain_identity_headers: z.boolean().default(false),
+  /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
+  forward_authorization: z.boolean().default(false),
+})
+
+export const fileSchema = z.strictObject({
+  upstreams: z.record(upstreamName, upstreamSchema),
+  routes: z.array(routeSchema).min(1),
+})
+
+export type RouteConfig = z.output<typeof routeSchema>
+export type FileConfig = z.output<typeof fileSchema>

@@ -1,0 +1,136 @@
+import type { Clock } from './clock.ts'
+import type { Db } from './db.ts'
+import { KeygateError } from './errors.ts'
+import type { InvalidationBus } from './invalidation.ts'
+import { keyStore } from './key-store.ts'
+import type { PasswordHasher } from './password.ts'
+import { sessionStore } from './session-store.ts'
+import { hashRefreshToken, type TokenService } from './tokens.ts'
+import { auditStore } from './audit-store.ts'
+import { userStore, type User } from './user-store.ts'
+
+/**
+ * Accounts and login sessions: what the admin API and the CLI do to users. Every write that removes access
+ * commits first, then publishes its invalidation; if publishing fails the call fails (the caller must know
+ * some gateway may still accept the credential).
+ */
+export interface AccountDeps {
+  db: Db
+  clock: Clock
+  hasher: PasswordHasher
+  tokens: TokenService
+  bus: InvalidationBus
+}
+
+export interface TokenPair {
+  access_token: string
+  refresh_token: string
+  token_type: 'bearer'
+  expires_in: number
+}
+
+/** Who asked and from where: recorded in the audit trail. */
+export interface Actor { userId?: string | null; address?: string | null }
+
+export function accounts(deps: AccountDeps) {
+  const { db, clock, hasher, tokens, bus } = deps
+  const now = () => new Date(clock.now())
+
+  async function startSession(userId: string): Promise<TokenPair> {
+    const sessionId = await sessionStore.create(db, userId, now())
+    const refresh = tokens.newRefreshToken()
+    await sessionStore.addRefreshToken(db, sessionId, refresh.hash, refresh.expiresAt, now())
+    const access = tokens.issueAccess(userId, sessionId)
+    return { access_token: access.token, refresh_token: refresh.token, token_type: 'bearer', expires_in: access.expiresIn }
+  }
+
+  return {
+    /** @throws KeygateError USER_EXISTS */
+    async createUser(input: { username: string; password: string; email?: string | null; fullName?: string | null; isSuperuser?: boolean }, actor: Actor = {}): Promise<User> {
+      const passwordHash = await hasher.hash(input.password)
+      const user = await userStore.create(db, { username: input.username, email: input.email, fullName: input.fullName, passwordHash, isSuperuser: input.isSuperuser }, now())
+      await auditStore.record(db, { event: 'user.created', actorUserId: actor.userId ?? null, subjectUserId: user.id, clientAddress: actor.address }, now())
+      return user
+    },
+
+    /**
+     * Checks a password login. Unknown user, wrong password and inactive user all return null after the same
+     * work (one scrypt), so neither the answer nor its timing tells them apart.
+     */
+    async login(login: { username?: string; email?: string }, password: string, actor: Actor): Promise<{ user: User; tokens: TokenPair } | null> {
+      const found = await userStore.findForLogin(db, login)
+      const ok = found ? await hasher.verify(password, found.password_hash) : await hasher.verifyDummy(password)
+      if (!found || !ok || !found.is_active) {
+        await auditStore.record(db, { event: 'login.failed', subjectUserId: found?.id ?? null, clientAddress: actor.address, detail: { reason: !found ? 'unknown_user' : !ok ? 'wrong_password' : 'inactive' } }, now())
+        return null
+      }
+      const pair = await startSession(found.id)
+      await userStore.recordLogin(db, found.id, now())
+      await auditStore.record(db, { event: 'login.succeeded', actorUserId: found.id, subjectUserId: found.id, clientAddress: actor.address }, now())
+      const { password_hash: _, ...user } = found
+      return { user: { ...user, last_login_at: now() }, tokens: pair }
+    },
+
+    /** Rotates a refresh token. A spent token presented again (after the retry window) ends its whole session. */
+    async refresh(refreshToken: string, actor: Actor, retryWindowMs = 10_000): Promise<TokenPair | null> {
+      const next = tokens.newRefreshToken()
+      const result = await sessionStore.rotate(db, hashRefreshToken(refreshToken), next.hash, next.expiresAt, now(), retryWindowMs)
+      if (result.outcome === 'invalid') return null
+      if (result.outcome === 'reused') {
+        await auditStore.record(db, { event: 'token.reuse_detected', subjectUserId: result.userId, clientAddress: actor.address, detail: { session_id: result.sessionId } }, now())
+        await bus.publish({ kind: 'session', sessionId: result.sessionId })
+        return null
+      }
+      const access = tokens.issueAccess(result.userId, result.sessionId)
+      await auditStore.record(db, { event: 'token.refreshed', actorUserId: result.userId, subjectUserId: result.userId, clientAddress: actor.address }, now())
+      return { access_token: access.token, refresh_token: next.token, token_type: 'bearer', expires_in: access.expiresIn }
+    },
+
+    /** Ends a login session: its refresh tokens and every access token issued for it. */
+    async logout(userId: string, sessionId: string | null, actor: Actor): Promise<void> {
+      if (sessionId) {
+        await sessionStore.revoke(db, sessionId, 'logout', now())
+        await bus.publish({ kind: 'session', sessionId })
+      }
+      await auditStore.record(db, { event: 'logout', actorUserId: userId, subjectUserId: userId, clientAddress: actor.address }, now())
+    },
+
+    /** @returns false when `current` is wrong. Ends every other session of the user. */
+    async changePassword(userId: string, current: string, next: string, keepSessionId: string | null, actor: Actor): Promise<boolean> {
+      const user = await userStore.findById(db, userId)
+      const withHash = user ? await userStore.findForLogin(db, { username: user.username }) : null
+      if (!withHash || !(await hasher.verify(current, withHash.password_hash))) return false
+      const hash = await hasher.hash(next)
+      const ended = await db.transaction(async (tx) => {
+        await userStore.setPassword(tx, userId, hash, now())
+        return sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now(), keepSessionId ?? undefined)
+      })
+      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address }, now())
+      for (const sessionId of ended) await bus.publish({ kind: 'session', sessionId })
+      return true
+    },
+
+    /**
+     * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.
+     * @throws KeygateError NOT_FOUND
+     */
+    async setActive(userId: string, active: boolean, actor: Actor): Promise<User> {
+      const user = await db.transaction(async (tx) => {
+        const u = await userStore.setActive(tx, userId, active, now())
+        if (!u) throw new KeygateError('NOT_FOUND', 'no such user')
+        if (!active) {
+          await sessionStore.revokeAllOfUser(tx, userId, 'deactivated', now())
+          await keyStore.revokeAllOfUser(tx, userId, now())
+        }
+        return u
+      })
+      await auditStore.record(db, { event: active ? 'user.reactivated' : 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address }, now())
+      if (!active) await bus.publish({ kind: 'user', userId })
+      return user
+    },
+
+    startSession,
+  }
+}
+
+export type Accounts = ReturnType<typeof accounts>

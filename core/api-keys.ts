@@ -1,0 +1,49 @@
+import type { ApiKeyFormat } from './api-key-format.ts'
+import { auditStore } from './audit-store.ts'
+import type { Clock } from './clock.ts'
+import type { Db } from './db.ts'
+import type { InvalidationBus } from './invalidation.ts'
+import { keyStore, type ApiKeyRow } from './key-store.ts'
+import type { Actor } from './accounts.ts'
+
+/** API key lifecycle: create (the secret leaves here once), list (never a secret), revoke (everywhere). */
+export interface ApiKeyDeps {
+  db: Db
+  clock: Clock
+  format: ApiKeyFormat
+  bus: InvalidationBus
+  maxActivePerUser: number
+}
+
+export function apiKeys(deps: ApiKeyDeps) {
+  const { db, clock, format, bus } = deps
+  const now = () => new Date(clock.now())
+  return {
+    /** @throws KeygateError KEY_LIMIT_REACHED */
+    async create(userId: string, input: { name: string; expiresAt?: Date | null; scopes?: string[] }, actor: Actor): Promise<{ row: ApiKeyRow; key: string }> {
+      const { key, hash, display } = format.generate()
+      const row = await keyStore.create(db, { userId, name: input.name, hash, display, scopes: input.scopes ?? [], expiresAt: input.expiresAt ?? null, maxActive: deps.maxActivePerUser }, now())
+      await auditStore.record(db, { event: 'key.created', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId: row.id, clientAddress: actor.address }, now())
+      return { row, key }
+    },
+
+    list: (userId: string) => keyStore.listByUser(db, userId),
+
+    /** Active keys of a user that have not expired. */
+    async active(userId: string): Promise<ApiKeyRow[]> {
+      const t = clock.now()
+      return (await keyStore.listByUser(db, userId)).filter((k) => k.revoked_at === null && (k.expires_at === null || k.expires_at.getTime() > t))
+    },
+
+    /** @returns false when the user has no such active key (another user's key id included). */
+    async revoke(userId: string, keyId: string, actor: Actor): Promise<boolean> {
+      const revoked = await keyStore.revoke(db, userId, keyId, now())
+      if (!revoked) return false
+      await auditStore.record(db, { event: 'key.revoked', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address }, now())
+      await bus.publish({ kind: 'key', keyHash: revoked.key_hash })
+      return true
+    },
+  }
+}
+
+export type ApiKeys = ReturnType<typeof apiKeys>

@@ -1,0 +1,66 @@
+/**
+ * The closed set of Keygate error codes. One row per code: the HTTP status it maps to, the RFC 9457 title,
+ * and the `detail` clients see by default. The README's error table is checked against this registry by
+ * `test/core/error-codes.test.ts`, so neither can drift.
+ */
+export interface ErrorCodeSpec {
+  readonly status: number
+  readonly title: string
+  readonly detail: string
+  /** RFC 6750 `error` attribute for `WWW-Authenticate`; `null` sends a bare `Bearer` challenge. */
+  readonly bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope' | null
+}
+
+const INVALID_CREDENTIAL = 'Invalid token or API key'
+const unauthorized = (detail = INVALID_CREDENTIAL): ErrorCodeSpec => ({
+  status: 401,
+  title: 'Authentication Required',
+  detail,
+  bearerError: 'invalid_token',
+})
+
+export const ERROR_CODES = {
+  // --- credentials (gateway) -----------------------------------------------------------------------
+  AUTH_REQUIRED: { status: 401, title: 'Authentication Required', detail: 'Authentication credentials required', bearerError: null },
+  AUTH_HEADER_INVALID: { status: 400, title: 'Bad Request', detail: 'Malformed Authorization header; expected "Bearer <credential>"', bearerError: 'invalid_request' },
+  KEY_MALFORMED: unauthorized(),
+  KEY_UNKNOWN: unauthorized(),
+  KEY_REVOKED: unauthorized(),
+  KEY_EXPIRED: unauthorized(),
+  TOKEN_INVALID: unauthorized(),
+  TOKEN_EXPIRED: unauthorized(),
+  TOKEN_REVOKED: unauthorized(),
+  USER_INACTIVE: unauthorized(),
+  INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
+  // --- requests (gateway) --------------------------------------------------------------------------
+  ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
+  PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
+  // --- upstreams and our own dependencies ----------------------------------------------------------
+  UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not answer in time' },
+  DATABASE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The credential store is unavailable; retry later' },
+  NOT_READY: { status: 503, title: 'Service Unavailable', detail: 'Not ready' },
+  INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Internal error' },
+  // --- admin API -----------------------------------------------------------------------------------
+  LOGIN_FAILED: { status: 401, title: 'Authentication Required', detail: 'Invalid username or password', bearerError: null },
+  IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
+  NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
+  JWT_REQUIRED: { status: 403, title: 'Forbidden', detail: 'This operation requires a login token, not an API key' },
+  NOT_FOUND: { status: 404, title: 'Not Found', detail: 'Not found' },
+  VALIDATION_FAILED: { status: 422, title: 'Unprocessable Content', detail: 'The request is invalid' },
+  BODY_INVALID_JSON: { status: 400, title: 'Bad Request', detail: 'The request body is not valid JSON' },
+  BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'The request body must be application/json' },
+  KEY_LIMIT_REACHED: { status: 409, title: 'Conflict', detail: 'User already has an API key. Revoke existing key first.' },
+  KEY_AMBIGUOUS: { status: 409, title: 'Conflict', detail: 'Several API keys exist; revoke one with DELETE /api/v1/auth/api-keys/{id}' },
+  USER_EXISTS: { status: 409, title: 'Conflict', detail: 'A user with this username or email already exists' },
+  PASSWORD_INCORRECT: { status: 400, title: 'Bad Request', detail: 'The current password is incorrect' },
+  REFRESH_INVALID: unauthorized('Invalid or expired refresh token'),
+  REGISTRATION_DISABLED: { status: 403, title: 'Forbidden', detail: 'Registration is disabled' },
+} as const satisfies Record<string, ErrorCodeSpec>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, value)
+}

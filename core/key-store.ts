@@ -1,0 +1,107 @@
+import { KeygateError } from './errors.ts'
+import type { Queryable, Db } from './db.ts'
+
+export interface ApiKeyRow {
+  id: string
+  user_id: string
+  name: string
+  display: string
+  scopes: string[]
+  created_at: Date
+  last_used_at: Date | null
+  expires_at: Date | null
+  revoked_at: Date | null
+}
+
+/** What the gateway needs to decide on a key, joined with its user: cached as one entry. */
+export interface KeyRecord {
+  keyId: string
+  keyHash: string
+  userId: string
+  username: string
+  userActive: boolean
+  scopes: string[]
+  expiresAt: number | null
+  revokedAt: number | null
+}
+
+const COLUMNS = 'id, user_id, name, display, scopes, created_at, last_used_at, expires_at, revoked_at'
+
+const ms = (d: Date | null) => (d === null ? null : d.getTime())
+
+export const keyStore = {
+  /**
+   * Inserts a key unless the user already holds `maxActive` active keys (checked under a row lock on the
+   * user, so two concurrent creates cannot both pass).
+   * @throws KeygateError KEY_LIMIT_REACHED
+   */
+  async create(db: Db, k: { userId: string; name: string; hash: string; display: string; scopes: string[]; expiresAt: Date | null; maxActive: number }, now: Date): Promise<ApiKeyRow> {
+    return db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [k.userId])
+      const { rows: active } = await tx.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)',
+        [k.userId, now],
+      )
+      if ((active[0]?.n ?? 0) >= k.maxActive) throw new KeygateError('KEY_LIMIT_REACHED')
+      const { rows } = await tx.query<ApiKeyRow>(
+        `INSERT INTO api_keys (user_id, name, key_hash, display, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+        [k.userId, k.name, k.hash, k.display, k.scopes, now, k.expiresAt],
+      )
+      return rows[0]!
+    })
+  },
+
+  async listByUser(db: Queryable, userId: string): Promise<ApiKeyRow[]> {
+    const { rows } = await db.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at, id`, [userId])
+    return rows
+  },
+
+  /** The key with this hash and its user, or null when no key has it. Revoked and expired keys are returned too. */
+  async findByHash(db: Queryable, hash: string): Promise<KeyRecord | null> {
+    const { rows } = await db.query<{ id: string; key_hash: string; user_id: string; username: string; is_active: boolean; scopes: string[]; expires_at: Date | null; revoked_at: Date | null }>(
+      `SELECT k.id, k.key_hash, k.user_id, u.username, u.is_active, k.scopes, k.expires_at, k.revoked_at
+       FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1`,
+      [hash],
+    )
+    const r = rows[0]
+    if (!r) return null
+    return { keyId: r.id, keyHash: r.key_hash, userId: r.user_id, username: r.username, userActive: r.is_active, scopes: r.scopes, expiresAt: ms(r.expires_at), revokedAt: ms(r.revoked_at) }
+  },
+
+  /** Revokes one of the user's active keys; null when the user has no such active key (another user's id included). */
+  async revoke(db: Queryable, userId: string, keyId: string, now: Date): Promise<{ id: string; key_hash: string } | null> {
+    const { rows } = await db.query<{ id: string; key_hash: string }>(
+      'UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id, key_hash',
+      [keyId, userId, now],
+    )
+    return rows[0] ?? null
+  },
+
+  /** Revokes every active key of a user (deactivation); returns their hashes for cache invalidation. */
+  async revokeAllOfUser(db: Queryable, userId: string, now: Date): Promise<string[]> {
+    const { rows } = await db.query<{ key_hash: string }>(
+      'UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING key_hash',
+      [userId, now],
+    )
+    return rows.map((r) => r.key_hash)
+  },
+
+  async idByHash(db: Queryable, userId: string, hash: string): Promise<string | null> {
+    const { rows } = await db.query<{ id: string }>('SELECT id FROM api_keys WHERE user_id = $1 AND key_hash = $2', [userId, hash])
+    return rows[0]?.id ?? null
+  },
+
+  /** Writes a batch of last-used times in one statement (see key-usage-recorder.ts). */
+  async touch(db: Queryable, usage: ReadonlyMap<string, Date>): Promise<void> {
+    if (usage.size === 0) return
+    const ids = [...usage.keys()]
+    const times = ids.map((id) => usage.get(id)!.toISOString())
+    await db.query(
+      `UPDATE api_keys k SET last_used_at = u.at
+       FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS at) u
+       WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+      [ids, times],
+    )
+  },
+}

@@ -1,0 +1,40 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * Every metric Keygate exports, declared once. Labels are bounded: route names, methods, status classes,
+ * auth methods and error codes, never a key id, a user or a raw path.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry()
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'keygate_' })
+  const registers = [registry]
+  return {
+    registry,
+    requests: new Counter({
+      name: 'keygate_requests_total',
+      help: 'Requests handled by the gateway',
+      labelNames: ['route', 'method', 'status_class', 'auth'] as const,
+      registers,
+    }),
+    gatewayDuration: new Histogram({
+      name: 'keygate_gateway_duration_seconds',
+      help: 'Time spent in the gateway before the request went upstream (auth, signing)',
+      labelNames: ['route'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'keygate_upstream_duration_seconds',
+      help: 'Time from sending a request upstream to its response headers',
+      labelNames: ['route'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30],
+      registers,
+    }),
+    authFailures: new Counter({ name: 'keygate_auth_failures_total', help: 'Denied credentials by code', labelNames: ['code'] as const, registers }),
+    upstreamErrors: new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures by route and code', labelNames: ['route', 'code'] as const, registers }),
+    cacheLookups: new Counter({ name: 'keygate_cache_lookups_total', help: 'Credential cache lookups by layer and result', labelNames: ['layer', 'result'] as const, registers }),
+    invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

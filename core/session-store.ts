@@ -1,0 +1,80 @@
+import type { Db, Queryable } from './db.ts'
+
+/** What the gateway needs to decide on an access token of a session: cached as one entry. */
+export interface SessionRecord {
+  sessionId: string
+  userId: string
+  username: string
+  userActive: boolean
+  /** Tokens issued before this instant (ms) are dead. */
+  tokensValidAfter: number
+  revokedAt: number | null
+}
+
+export type RotateResult =
+  | { outcome: 'rotated'; sessionId: string; userId: string }
+  | { outcome: 'invalid' }
+  /** A spent token came back after the retry window: the whole family was revoked. */
+  | { outcome: 'reused'; sessionId: string; userId: string }
+
+export const sessionStore = {
+  async create(db: Queryable, userId: string, now: Date): Promise<string> {
+    const { rows } = await db.query<{ id: string }>('INSERT INTO sessions (user_id, created_at) VALUES ($1, $2) RETURNING id', [userId, now])
+    return rows[0]!.id
+  },
+
+  async addRefreshToken(db: Queryable, sessionId: string, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    await db.query('INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [tokenHash, sessionId, now, expiresAt])
+  },
+
+  async find(db: Queryable, sessionId: string): Promise<SessionRecord | null> {
+    const { rows } = await db.query<{ id: string; user_id: string; username: string; is_active: boolean; tokens_valid_after: Date; revoked_at: Date | null }>(
+      `SELECT s.id, s.user_id, u.username, u.is_active, u.tokens_valid_after, s.revoked_at
+       FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
+      [sessionId],
+    )
+    const r = rows[0]
+    if (!r) return null
+    return { sessionId: r.id, userId: r.user_id, username: r.username, userActive: r.is_active, tokensValidAfter: r.tokens_valid_after.getTime(), revokedAt: r.revoked_at?.getTime() ?? null }
+  },
+
+  /**
+   * Spends a refresh token and stores its successor, atomically. A token spent less than `retryWindowMs`
+   * ago may be spent again (a client retrying after a lost response); later, its reuse revokes the family.
+   */
+  async rotate(db: Db, oldHash: string, newHash: string, expiresAt: Date, now: Date, retryWindowMs: number): Promise<RotateResult> {
+    return db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ session_id: string; user_id: string; expires_at: Date; spent_at: Date | null; revoked_at: Date | null; is_active: boolean; tokens_valid_after: Date; created_at: Date }>(
+        `SELECT t.session_id, s.user_id, t.expires_at, t.spent_at, s.revoked_at, u.is_active, u.tokens_valid_after, t.created_at
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+         WHERE t.token_hash = $1 FOR UPDATE OF t, s`,
+        [oldHash],
+      )
+      const t = rows[0]
+      if (!t) return { outcome: 'invalid' }
+      if (t.revoked_at !== null || !t.is_active || t.expires_at <= now || t.created_at < t.tokens_valid_after) return { outcome: 'invalid' }
+      if (t.spent_at !== null && now.getTime() - t.spent_at.getTime() > retryWindowMs) {
+        await tx.query(`UPDATE sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse' WHERE id = $1`, [t.session_id, now])
+        return { outcome: 'reused', sessionId: t.session_id, userId: t.user_id }
+      }
+      if (t.spent_at === null) await tx.query('UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1', [oldHash, now])
+      await tx.query('INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [newHash, t.session_id, now, expiresAt])
+      return { outcome: 'rotated', sessionId: t.session_id, userId: t.user_id }
+    })
+  },
+
+  /** Ends a session (logout); false when it was already ended or does not exist. */
+  async revoke(db: Queryable, sessionId: string, reason: string, now: Date): Promise<boolean> {
+    const { rows } = await db.query('UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING id', [sessionId, now, reason])
+    return rows.length > 0
+  },
+
+  /** Ends every session of a user except `keep` (password change keeps the caller's own session). */
+  async revokeAllOfUser(db: Queryable, userId: string, reason: string, now: Date, keep?: string): Promise<string[]> {
+    const { rows } = await db.query<{ id: string }>(
+      'UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $4 RETURNING id',
+      [userId, now, reason, keep ?? null],
+    )
+    return rows.map((r) => r.id)
+  },
+}

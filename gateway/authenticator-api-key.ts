@@ -1,0 +1,53 @@
+import { timingSafeEqual } from 'node:crypto'
+import { hashApiKey, type ApiKeyFormat } from '../core/api-key-format.ts'
+import type { Clock } from '../core/clock.ts'
+import type { CredentialCache } from '../core/credential-cache.ts'
+import type { KeyRecord } from '../core/key-store.ts'
+import type { Authenticator } from './authenticator.ts'
+
+export interface ApiKeyAuthenticatorDeps {
+  format: ApiKeyFormat
+  cache: CredentialCache<KeyRecord>
+  /** The key with this SHA-256 hash, or null; throws DatabaseUnavailableError when the store is down. */
+  findByHash(hash: string): Promise<KeyRecord | null>
+  clock: Clock
+  /** Told about every accepted key, for the batched `last_used_at`. */
+  recordUse?(keyId: string): void
+}
+
+export const keyCacheKey = (hash: string) => `k:${hash}`
+
+/**
+ * API keys (`sk_live_…`): the checksum is checked before anything else, so a mistyped or invented key costs
+ * no lookup; then the SHA-256 is looked up through the cache. Expiry, revocation and the user's state are
+ * re-checked on every hit, from the cached record.
+ */
+export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticator {
+  return {
+    name: 'api_key',
+    accepts: (credential) => deps.format.looksLikeKey(credential),
+    async authenticate(credential) {
+      if (!deps.format.isWellFormed(credential)) return { ok: false, code: 'KEY_MALFORMED' }
+      const hash = hashApiKey(credential)
+      const record = await deps.cache.get(keyCacheKey(hash), () => deps.findByHash(hash))
+      // The lookup is by hash already; comparing again in constant time keeps a future store honest.
+      if (!record || !timingSafeEqual(Buffer.from(record.keyHash, 'hex'), Buffer.from(hash, 'hex'))) return { ok: false, code: 'KEY_UNKNOWN' }
+      const now = deps.clock.now()
+      if (record.revokedAt !== null && record.revokedAt <= now) return { ok: false, code: 'KEY_REVOKED' }
+      if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, code: 'KEY_EXPIRED' }
+      if (!record.userActive) return { ok: false, code: 'USER_INACTIVE' }
+      deps.recordUse?.(record.keyId)
+      return {
+        ok: true,
+        principal: {
+          userId: record.userId,
+          username: record.username,
+          auth: 'api_key',
+          keyId: record.keyId,
+          scopes: record.scopes.length ? record.scopes : ['*'],
+          credentialId: `k:${record.keyId}`,
+        },
+      }
+    },
+  }
+}

@@ -1,0 +1,28 @@
+import type { ErrorCode } from '../core/error-codes.ts'
+
+/** Who the caller is, once a credential was accepted. */
+export interface Principal {
+  readonly userId: string
+  readonly username: string
+  readonly auth: 'api_key' | 'jwt'
+  readonly keyId?: string
+  readonly sessionId?: string
+  /** `['*']` for an unrestricted credential. */
+  readonly scopes: readonly string[]
+  /** Identifies the credential (not the secret) for caches of derived values, like the signed identity. */
+  readonly credentialId: string
+}
+
+export type AuthDenialCode = Extract<ErrorCode, 'KEY_MALFORMED' | 'KEY_UNKNOWN' | 'KEY_REVOKED' | 'KEY_EXPIRED' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'USER_INACTIVE'>
+
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; code: AuthDenialCode }
+
+/**
+ * One way of proving identity. `accepts` says whether the credential is this authenticator's kind (no I/O);
+ * the first that accepts decides. Expected denials are results; infrastructure faults throw `KeygateError`.
+ */
+export interface Authenticator {
+  readonly name: 'api_key' | 'jwt'
+  accepts(credential: string): boolean
+  authenticate(credential: string): Promise<AuthResult>
+}

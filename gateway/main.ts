@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pathToFileURL } from 'node:url'
+import { Agent } from 'undici'
+import { createAdminApp } from '../admin-api/app.ts'
+import { loadConfig } from '../config/load.ts'
+import { accounts as makeAccounts } from '../core/accounts.ts'
+import { apiKeyFormat } from '../core/api-key-format.ts'
+import { apiKeys as makeApiKeys } from '../core/api-keys.ts'
+import { systemClock } from '../core/clock.ts'
+import { credentialCache } from '../core/credential-cache.ts'
+import { ConfigError } from '../core/errors.ts'
+import { identitySigner } from '../core/identity-signer.ts'
+import { inProcessBus, type Invalidation } from '../core/invalidation.ts'
+import { keyStore, type KeyRecord } from '../core/key-store.ts'
+import { keyUsageRecorder } from '../core/key-usage-recorder.ts'
+import { jsonLogger, type Logger } from '../core/logger.ts'
+import { createMetrics } from '../core/metrics.ts'
+import { migrate, migrationsApplied } from '../core/migrate.ts'
+import { openDatabase } from '../core/open-database.ts'
+import { passwordHasher } from '../core/password.ts'
+import { sharedSecret } from '../core/secrets.ts'
+import { sessionStore, type SessionRecord } from '../core/session-store.ts'
+import { generateSigningKeyPem, loadSigningKey } from '../core/signing-keys.ts'
+import { tokenService } from '../core/tokens.ts'
+import { userStore } from '../core/user-store.ts'
+import { createConversationService } from '../examples/demo-conversations.ts'
+import { createDocumentService } from '../examples/demo-documents.ts'
+import { remoteKeySource, type KeySource } from '../verify/index.ts'
+import { apiKeyAuthenticator, keyCacheKey } from './authenticator-api-key.ts'
+import { jwtAuthenticator, sessionCacheKey } from './authenticator-jwt.ts'
+import { createPipeline } from './pipeline.ts'
+import { createRouter, type Route } from './router.ts'
+import { createGatewayServer } from './server.ts'
+import { identityStamper } from './stage-sign-identity.ts'
+
+/** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
+export interface RunningKeygate {
+  readonly url: string
+  readonly port: number
+  readonly metricsPort: number
+  readonly logger: Logger
+  /** Drains: readiness fails, the listener closes, in-flight requests finish (up to the grace period). */
+  close(): Promise<void>
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs)
+    timer.unref()
+    server.close(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+    server.closeIdleConnections()
+  })
+}
+
+/** Environment variables set to the empty string count as unset. */
+function withoutEmpty(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+}
+
+/**
+ * The composition root: builds every real client and server from the environment.
+ * @throws ConfigError listing every configuration problem
+ */
+export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, options: { write?: (line: string) => void; schema?: string } = {}): Promise<RunningKeygate> {
+  const config = loadConfig(withoutEmpty(rawEnv))
+  const env = config.env
+  const logger = jsonLogger({ level: env.LOG_LEVEL, write: options.write, base: { service: 'keygate' } })
+  const clock = systemClock
+
+  const db = await openDatabase(env, { schema: options.schema })
+  const cleanups: Array<() => Promise<void>> = [() => db.close()]
+  try {
+    const applied = await migrate(db)
+    if (applied.length) logger.info('migrations applied', { migrations: applied })
+
+    const jwtSecret = env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret'))
+    const signingKeyText = env.KEYGATE_SIGNING_KEY
+      ?? (env.KEYGATE_SIGNING_KEY_FILE ? readFileSync(env.KEYGATE_SIGNING_KEY_FILE, 'utf8') : await sharedSecret(db, 'identity_signing_key', () => generateSigningKeyPem('EdDSA')))
+    const signer = identitySigner({ keys: [loadSigningKey(signingKeyText)], issuer: env.KEYGATE_ISSUER, ttlSec: env.KEYGATE_IDENTITY_TTL, clock })
+    const tokens = tokenService({ secret: jwtSecret, issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
+    const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N })
+    const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
+    const metrics = createMetrics()
+
+    const cacheOptions = { max: env.KEYGATE_CACHE_MAX, ttlMs: env.KEYGATE_CACHE_TTL_MS, negativeTtlMs: env.KEYGATE_CACHE_NEGATIVE_TTL_MS }
+    const keyCache = credentialCache<KeyRecord>(cacheOptions)
+    const sessionCache = credentialCache<SessionRecord>(cacheOptions)
+    const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)
+    const bus = inProcessBus()
+    bus.subscribe((m) => {
+      metrics.invalidations.inc({ direction: 'received' })
+      keyCache.invalidate(m, cacheKeyOf)
+      sessionCache.invalidate(m, cacheKeyOf)
+    })
+
+    const accounts = makeAccounts({ db, clock, hasher, tokens, bus })
+    const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
+    if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
+      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
+      logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
+    }
+
+    // Services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs.
+    const internal = new Map<string, string>()
+    const internalServers: Server[] = []
+    const wanted = new Set(Object.values(config.file.upstreams).map((u) => u.url).filter((u) => u.startsWith('internal:')).map((u) => u.slice('internal:'.length)))
+    const startInternal = async (name: string, server: Server) => {
+      internalServers.push(server)
+      internal.set(name, `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`)
+    }
+    if (wanted.has('admin')) {
+      const app = createAdminApp({
+        db, clock, accounts, keys, logger: logger.child({ component: 'admin-api' }),
+        allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL,
+        identity: { keys: () => signer.jwks().keys, audience: 'admin', issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER },
+      })
+      await startInternal('admin', createServer(app))
+    }
+    // The demos verify like any upstream: against the gateway's published key set, fetched over HTTP.
+    let jwksUrl = ''
+    let remote: KeySource | undefined
+    const published: KeySource = { get: (kid) => (remote ??= remoteKeySource(jwksUrl)).get(kid) }
+    if (env.KEYGATE_DEMOS) {
+      const verify = { keys: published, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER }
+      if (wanted.has('demo-conversations')) await startInternal('demo-conversations', createConversationService({ ...verify, audience: 'conversations' }))
+      if (wanted.has('demo-documents')) await startInternal('demo-documents', createDocumentService({ ...verify, audience: 'documents' }))
+    }
+    cleanups.unshift(async () => { await Promise.all(internalServers.map((s) => closeServer(s, 1000))) })
+
+    const problems: string[] = []
+    const routes: Route[] = config.file.routes.map((r, i) => {
+      const url = config.file.upstreams[r.upstream]!.url
+      const origin = url.startsWith('internal:') ? internal.get(url.slice('internal:'.length)) : url.replace(/\/$/, '')
+      if (!origin) problems.push(`${config.filePath} routes[${i}]: upstream "${r.upstream}" is ${url}, which is not running (unknown service, or KEYGATE_DEMOS=false)`)
+      return { ...r, origin: origin ?? '' }
+    })
+    if (problems.length) throw new ConfigError(problems)
+    const router = createRouter(routes)
+
+    const usage = keyUsageRecorder({ db, clock, onError: (err) => logger.warn('last_used_at flush failed', { error: String(err) }) })
+    cleanups.unshift(() => usage.close())
+    const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256 })
+    cleanups.unshift(() => dispatcher.close())
+
+    let draining = false
+    const handle = createPipeline({
+      router: () => router,
+      authenticators: [
+        apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
+        jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid) }),
+      ],
+      stamper: identityStamper({ signer, clock }),
+      dispatcher,
+      identityHeader: env.KEYGATE_IDENTITY_HEADER,
+      metrics,
+      logger,
+    })
+    const server = createGatewayServer({
+      handle,
+      jwks: () => signer.jwks(),
+      ready: async () => !draining && (await migrationsApplied(db)),
+    })
+    const port = await listen(server, env.PORT, env.HOST)
+    jwksUrl = `http://${env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST}:${port}/.well-known/jwks.json`
+
+    const metricsServer = createServer((req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end()
+      metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType })
+        res.end(text)
+      }, () => res.writeHead(500).end())
+    })
+    const metricsPort = await listen(metricsServer, env.METRICS_PORT, env.METRICS_HOST)
+    cleanups.unshift(() => closeServer(metricsServer, 1000))
+
+    const url = `http://127.0.0.1:${port}`
+    logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
+    let closing: Promise<void> | undefined
+    return {
+      url,
+      port,
+      metricsPort,
+      logger,
+      close() {
+        closing ??= (async () => {
+          draining = true
+          await closeServer(server, env.KEYGATE_SHUTDOWN_GRACE_MS)
+          for (const c of cleanups) await c().catch(() => {})
+        })()
+        return closing
+      },
+    }
+  } catch (err) {
+    for (const c of cleanups) await c().catch(() => {})
+    throw err
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  startKeygate().then(
+    (keygate) => {
+      const stop = (signal: string) => {
+        keygate.logger.info('shutting down', { signal })
+        keygate.close().then(() => process.exit(0), () => process.exit(1))
+      }
+      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.once('SIGINT', () => stop('SIGINT'))
+    },
+    (err: unknown) => {
+      process.stderr.write(`keygate: ${err instanceof Error ? err.message : String(err)}\n`)
+      process.exit(1)
+    },
+  )
+}

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Dispatcher } from 'undici'
+import type { ErrorCode } from '../core/error-codes.ts'
+import { KeygateError } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
+import type { Metrics } from '../core/metrics.ts'
+import type { Authenticator, Principal } from './authenticator.ts'
+import { sendProblem } from './problem.ts'
+import type { Router } from './router.ts'
+import { authenticateForRoute } from './stage-authenticate.ts'
+import { extractCredential } from './stage-credential.ts'
+import { forward } from './stage-forward.ts'
+import { normalizePath } from './stage-path.ts'
+import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import type { IdentityStamper } from './stage-sign-identity.ts'
+
+/**
+ * The request path of the data plane, in order:
+ *   path → credential → route → authenticate → sanitize headers → sign identity → forward.
+ * Each stage is its own module; this file only wires them and turns denials into responses.
+ */
+export interface PipelineDeps {
+  /** The current routes (a function, so a reload swaps them without restarting). */
+  router: () => Router
+  authenticators: readonly Authenticator[]
+  stamper: IdentityStamper
+  dispatcher: Dispatcher
+  identityHeader: string
+  metrics: Metrics
+  logger: Logger
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function createPipeline(deps: PipelineDeps) {
+  const { metrics, logger } = deps
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const inbound = req.headers['x-request-id']
+    const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
+    res.setHeader('x-request-id', requestId)
+    const method = req.method ?? 'GET'
+    let routeName = 'none'
+    let principal: Principal | null = null
+    let upstreamMs: number | undefined
+    let failure: ErrorCode | undefined
+
+    const deny = (code: ErrorCode) => {
+      failure = code
+      sendProblem(res, code, { instance: requestId })
+    }
+
+    try {
+      const path = normalizePath(req.url)
+      if (!path.ok) return deny(path.code)
+      const credential = extractCredential(req)
+      const route = deps.router().match(path.path, method)
+      if (!route) return deny('ROUTE_NOT_FOUND')
+      routeName = route.name
+
+      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      if (!auth.ok) {
+        metrics.authFailures.inc({ code: auth.code })
+        return deny(auth.code)
+      }
+      principal = auth.principal
+
+      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      headers.push('x-request-id', requestId, 'x-forwarded-for', req.socket.remoteAddress ?? '', 'x-forwarded-proto', 'http')
+      if (req.headers.host) headers.push('x-forwarded-host', req.headers.host)
+      if (principal) {
+        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.upstream))
+        if (route.plain_identity_headers) {
+          headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+          if (principal.keyId) headers.push('x-api-key-id', principal.keyId)
+        }
+      }
+      metrics.gatewayDuration.observe({ route: routeName }, (performance.now() - started) / 1000)
+
+      const outcome = await forward(deps.dispatcher, req, res, {
+        origin: route.origin,
+        path: path.path + path.search,
+        method,
+        headers,
+        timeoutMs: route.timeout_ms,
+      })
+      upstreamMs = outcome.upstreamMs
+      metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
+      if (!outcome.ok) {
+        metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
+        if (outcome.code !== 'ABORTED') deny(outcome.code)
+      }
+    } catch (err) {
+      const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
+      if (code === 'INTERNAL') logger.error('request failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
+      deny(code)
+    } finally {
+      const status = res.headersSent ? res.statusCode : 0
+      metrics.requests.inc({ route: routeName, method, status_class: `${Math.floor(status / 100)}xx`, auth: principal?.auth ?? 'none' })
+      logger.info('request', {
+        request_id: requestId,
+        route: routeName,
+        method,
+        status,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+        auth: principal?.auth ?? 'none',
+        user_id: principal?.userId,
+        key_id: principal?.keyId,
+        code: failure,
+      })
+    }
+  }
+}

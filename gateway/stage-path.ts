@@ -1,0 +1,28 @@
+/**
+ * Stage 1 of the pipeline: the request target, normalised before any route sees it. Anything that could make
+ * one path mean two things to the gateway and to an upstream (dot segments, encoded `/` `\` `.`, NUL and
+ * control characters, invalid UTF-8) is refused rather than guessed at; repeated slashes collapse.
+ */
+export type PathResult = { ok: true; path: string; search: string } | { ok: false; code: 'PATH_INVALID' }
+
+const FORBIDDEN_ENCODED = /%(2f|5c|2e|00)/i
+const CONTROL = /[\u0000-\u001f\u007f\\]/
+
+export function normalizePath(target: string | undefined): PathResult {
+  if (!target || target[0] !== '/') return { ok: false, code: 'PATH_INVALID' }
+  const q = target.indexOf('?')
+  const raw = q === -1 ? target : target.slice(0, q)
+  const search = q === -1 ? '' : target.slice(q)
+  if (FORBIDDEN_ENCODED.test(raw) || CONTROL.test(raw)) return { ok: false, code: 'PATH_INVALID' }
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    return { ok: false, code: 'PATH_INVALID' }
+  }
+  if (CONTROL.test(decoded) || decoded.includes('\ufffd')) return { ok: false, code: 'PATH_INVALID' }
+  const path = raw.replace(/\/{2,}/g, '/')
+  for (const segment of decoded.split('/')) if (segment === '.' || segment === '..') return { ok: false, code: 'PATH_INVALID' }
+  if (CONTROL.test(search)) return { ok: false, code: 'PATH_INVALID' }
+  return { ok: true, path, search }
+}

@@ -1,0 +1,36 @@
+import { LRUCache } from 'lru-cache'
+import type { Clock } from '../core/clock.ts'
+import type { IdentitySigner } from '../core/identity-signer.ts'
+import type { Principal } from './authenticator.ts'
+
+/**
+ * Stage 6: the signed identity for (credential, upstream). Signing costs about half the gateway's throughput
+ * when done per request, so each assertion is reused until half its lifetime has passed, then re-signed.
+ */
+export interface IdentityStamper {
+  stamp(principal: Principal, audience: string): string
+}
+
+export function identityStamper(deps: { signer: IdentitySigner; clock: Clock; max?: number }): IdentityStamper {
+  const cache = new LRUCache<string, { value: string; renewAt: number }>({ max: deps.max ?? 50_000 })
+  const halfLife = (deps.signer.ttlSec * 1000) / 2
+  return {
+    stamp(principal, audience) {
+      const key = `${principal.credentialId}|${audience}`
+      const now = deps.clock.now()
+      const hit = cache.get(key)
+      if (hit && hit.renewAt > now) return hit.value
+      const { value } = deps.signer.sign({
+        aud: audience,
+        sub: principal.userId,
+        username: principal.username,
+        auth: principal.auth,
+        ...(principal.keyId ? { key_id: principal.keyId } : {}),
+        ...(principal.sessionId ? { sid: principal.sessionId } : {}),
+        scopes: principal.scopes,
+      })
+      cache.set(key, { value, renewAt: now + halfLife })
+      return value
+    },
+  }
+}
