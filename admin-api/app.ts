@@ -1,5 +1,6 @@
 import express from 'express'
 import type { Accounts } from '../core/accounts.ts'
+import type { AttemptLimiter } from '../core/attempt-limiter.ts'
 import type { ApiKeys } from '../core/api-keys.ts'
 import type { Clock } from '../core/clock.ts'
 import type { Db } from '../core/db.ts'
@@ -18,6 +19,7 @@ export interface AdminApiDeps {
   clock: Clock
   accounts: Accounts
   keys: ApiKeys
+  loginLimiter: AttemptLimiter
   logger: Logger
   allowRegistration: boolean
   refreshTtlSec: number

@@ -40,6 +40,7 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
   },
   '/api/v1/auth/api-keys': { get: { id: 'listApiKeysApiV1AuthApiKeysGet', summary: 'List API keys (never a secret)', auth: 'credential', ok: { status: 200, schema: S.ApiKeyList, description: 'Keys' }, errors: [401] } },
   '/api/v1/auth/api-keys/{id}': { delete: { id: 'revokeApiKeyByIdApiV1AuthApiKeysIdDelete', summary: 'Revoke a key by id (extension)', auth: 'credential', params: [uuidParam], ok: { status: 200, schema: S.Message, description: 'Revoked' }, errors: [401, 404, 422] } },
+  '/api/v1/auth/api-keys/{id}/roll': { post: { id: 'rollApiKeyApiV1AuthApiKeysIdRollPost', summary: 'Roll a key: a new secret now, the old one valid for a grace period of 0 to 7 days (extension)', auth: 'credential', params: [uuidParam], body: S.RollApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key (its secret is shown only here)' }, errors: [401, 404, 422] } },
   '/api/v1/auth/account': { delete: { id: 'deactivateAccountApiV1AuthAccountDelete', summary: 'Deactivate the account; every credential stops working', auth: 'jwt', ok: { status: 200, schema: S.Message, description: 'Deactivated' }, errors: [401, 403] } },
   '/api/v1/auth/users': {
     get: { id: 'listUsersApiV1AuthUsersGet', summary: 'List users (extension)', auth: 'superuser', params: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } }], ok: { status: 200, schema: S.UserList, description: 'Users' }, errors: [401, 403, 422] },
@@ -49,7 +50,7 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
   '/api/v1/auth/audit': { get: { id: 'listAuditEventsApiV1AuthAuditGet', summary: 'Credential events (extension); superusers see all', auth: 'credential', params: [{ name: 'user_id', in: 'query', schema: { type: 'string', format: 'uuid' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'before', in: 'query', schema: { type: 'integer', minimum: 1 } }], ok: { status: 200, schema: S.AuditList, description: 'Events, newest first' }, errors: [401, 403, 422] } },
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad request', 401: 'Missing or invalid credential', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 422: 'Validation failed', 429: 'Too many attempts' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Malformed request (Authorization header, JSON body, or a wrong current password)', 413: 'Body too large', 503: 'A dependency (the credential store) is unavailable', 401: 'Missing or invalid credential', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 422: 'Validation failed', 429: 'Too many attempts' }
 
 function components(): Record<string, unknown> {
   const input = z.toJSONSchema(z.globalRegistry, { io: 'input', target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` }).schemas
@@ -71,7 +72,10 @@ export function openApiDocument(): Record<string, unknown> {
       const responses: Record<string, unknown> = {
         [op.ok.status]: { description: op.ok.description, content: { 'application/json': { schema: refOf(op.ok.schema) } } },
       }
-      for (const status of op.errors) responses[status] = { description: STATUS_TEXT[status], content: { 'application/problem+json': { schema: refOf(S.Problem) } } }
+      // Every operation can meet these: a malformed Authorization header or body, a body too large, the
+      // credential store down.
+      const common = [...(op.body ? [400, 413] : [400]), 503]
+      for (const status of [...new Set([...op.errors, ...common])].sort()) responses[status] = { description: STATUS_TEXT[status], content: { 'application/problem+json': { schema: refOf(S.Problem) } } }
       paths[path]![method] = {
         operationId: op.id,
         summary: op.summary,

@@ -5,9 +5,12 @@ import type { Clock } from '../core/clock.ts'
 import { ValidationError } from '../core/errors.ts'
 import { apiKeyJson, clientAddress, parse, sendError } from './http.ts'
 import { identityOf } from './identity.ts'
-import { CreateApiKeyRequest } from './schemas.ts'
+import { CreateApiKeyRequest, RollApiKeyRequest } from './schemas.ts'
 
 const DAY_MS = 86_400_000
+
+const createdJson = (row: { id: string; name: string; created_at: Date; expires_at: Date | null; scopes: string[] }, key: string) =>
+  ({ id: row.id, api_key: key, api_key_name: row.name, created_at: row.created_at.toISOString(), expires_at: row.expires_at?.toISOString() ?? null, scopes: row.scopes })
 const KeyIdParam = z.strictObject({ id: z.uuid() })
 
 export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
@@ -28,7 +31,7 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
     }
     const identity = identityOf(res)
     const { row, key } = await deps.keys.create(identity.sub, { name: body.name, expiresAt, scopes: body.scopes }, actor(req, res))
-    res.set('cache-control', 'no-store').json({ id: row.id, api_key: key, api_key_name: row.name, created_at: row.created_at.toISOString(), expires_at: row.expires_at?.toISOString() ?? null, scopes: row.scopes })
+    res.set('cache-control', 'no-store').json(createdJson(row, key))
   })
 
   r.get('/api-keys', async (_req, res) => {
@@ -47,6 +50,15 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
     }
     if (!(await deps.keys.revoke(identity.sub, keyId, actor(req, res)))) return sendError(res, 'NOT_FOUND', undefined, 'No active API key')
     res.json({ message: 'API key revoked successfully' })
+  })
+
+  // Stripe-style roll: a new secret now, the old one for a grace period the caller chooses.
+  r.post('/api-keys/:id/roll', async (req, res) => {
+    const { id } = parse(KeyIdParam, req.params, 'path')
+    const body = parse(RollApiKeyRequest, req.body ?? {})
+    const rolled = await deps.keys.roll(identityOf(res).sub, id, body.grace_period_seconds * 1000, actor(req, res))
+    if (!rolled) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key')
+    res.set('cache-control', 'no-store').json(createdJson(rolled.row, rolled.key))
   })
 
   r.delete('/api-keys/:id', async (req, res) => {

@@ -1,5 +1,6 @@
 import { Router, type Request, type Response } from 'express'
 import type { Accounts } from '../core/accounts.ts'
+import type { AttemptLimiter } from '../core/attempt-limiter.ts'
 import type { Db } from '../core/db.ts'
 import { KeygateError } from '../core/errors.ts'
 import { userStore } from '../core/user-store.ts'
@@ -9,6 +10,8 @@ import { ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, U
 
 export interface SessionRouteDeps {
   db: Db
+  /** Failed logins per username and per client address. */
+  loginLimiter: AttemptLimiter
   accounts: Accounts
   allowRegistration: boolean
   refreshTtlSec: number
@@ -38,8 +41,18 @@ export function publicSessionRoutes(deps: SessionRouteDeps): Router {
   r.post('/login', async (req, res) => {
     const body = parse(LoginRequest, req.body)
     const login = 'username' in body ? { username: body.username } : { email: body.email }
+    const limits = [`addr:${clientAddress(req) ?? 'unknown'}`, `user:${(login.username ?? login.email ?? '').toLowerCase()}`]
+    // Checked before the password, so a locked-out guesser costs no scrypt and learns nothing.
+    const wait = Math.max(...(await Promise.all(limits.map((k) => deps.loginLimiter.retryAfter(k)))))
+    if (wait > 0) {
+      res.set('retry-after', String(wait))
+      return sendError(res, 'RATE_LIMITED')
+    }
     const result = await deps.accounts.login(login, body.password, actor(req))
-    if (!result) return sendError(res, 'LOGIN_FAILED')
+    if (!result) {
+      await Promise.all(limits.map((k) => deps.loginLimiter.fail(k)))
+      return sendError(res, 'LOGIN_FAILED')
+    }
     setRefreshCookie(res, result.tokens.refresh_token, deps.refreshTtlSec)
     res.json({ ...result.tokens, user: userJson(result.user) })
   })

@@ -27,6 +27,10 @@ export const CreateApiKeyRequest = z.strictObject({
   scopes: z.array(scope).max(50).optional(),
 }).meta({ id: 'CreateApiKeyRequest' })
 
+export const RollApiKeyRequest = z.strictObject({
+  grace_period_seconds: z.number().int().min(0).max(7 * 86_400).default(0).describe('How long the old key keeps working: 0 (revoked now) to 604800 (7 days)'),
+}).meta({ id: 'RollApiKeyRequest' })
+
 export const CreateUserRequest = z.strictObject({ username, password, email: email.nullish(), full_name: z.string().max(200).nullish(), is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
 export const PatchUserRequest = z.strictObject({ is_active: z.boolean().optional(), is_superuser: z.boolean().optional() }).meta({ id: 'PatchUserRequest' })
 

@@ -22,12 +22,12 @@ function describe(issues: readonly z.core.$ZodIssue[], where: string): string[] 
 }
 
 /** Replaces `${VAR}` and `${VAR:-default}` in a value of the file with environment values; a missing VAR without default is a problem. */
-function interpolate(text: string, env: NodeJS.ProcessEnv, problems: string[], file: string): string {
+function interpolate(text: string, env: NodeJS.ProcessEnv, problems: string[], where: string): string {
   return text.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
     const value = env[name]
     if (value !== undefined && value !== '') return value
     if (fallback !== undefined) return fallback
-    problems.push(`${file}: \${${name}} is used but the environment variable ${name} is not set`)
+    problems.push(`${where}: \${${name}} is used but the environment variable ${name} is not set`)
     return ''
   })
 }
@@ -39,12 +39,13 @@ export function parseFileConfig(text: string, file: string, env: NodeJS.ProcessE
   for (const e of doc.errors) problems.push(`${file}: ${e.message}`)
   if (problems.length) return { problems }
   // Interpolate values only, after parsing: comments and keys are never touched.
-  const walk = (v: unknown): unknown =>
-    typeof v === 'string' ? interpolate(v, env, problems, file)
-      : Array.isArray(v) ? v.map(walk)
-        : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+  // `path` is built as `describe` builds it, so this problem names the place inside the file like the others.
+  const walk = (v: unknown, path: string): unknown =>
+    typeof v === 'string' ? interpolate(v, env, problems, path ? `${file} ${path}` : file)
+      : Array.isArray(v) ? v.map((x, i) => walk(x, `${path}[${i}]`))
+        : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path ? `${path}.${k}` : k)]))
           : v
-  const values = walk(doc.toJS())
+  const values = walk(doc.toJS(), '')
   if (problems.length) return { problems }
   const parsed = fileSchema.safeParse(values)
   if (!parsed.success) return { problems: describe(parsed.error.issues, file) }
@@ -69,7 +70,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig 
   const parsedEnv = envSchema.safeParse(env)
   if (!parsedEnv.success) problems.push(...describe(parsedEnv.error.issues, 'environment'))
   const e = parsedEnv.success ? parsedEnv.data : undefined
-  if (e && (e.KEYGATE_BOOTSTRAP_USERNAME === undefined) !== (e.KEYGATE_BOOTSTRAP_PASSWORD === undefined)) {
+  // Read from `env`, not the parsed result, so this problem is listed even when another setting is invalid.
+  if ((env.KEYGATE_BOOTSTRAP_USERNAME === undefined) !== (env.KEYGATE_BOOTSTRAP_PASSWORD === undefined)) {
     problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD go together')
   }
   const filePath = e?.KEYGATE_CONFIG ?? env.KEYGATE_CONFIG ?? 'config/keygate.yaml'

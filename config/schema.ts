@@ -14,8 +14,11 @@ export const ENV_SETTINGS = {
   METRICS_PORT: { schema: port.default(9090), doc: 'Port of the Prometheus metrics endpoint (`/metrics`), bound to 127.0.0.1 unless METRICS_HOST says otherwise; 0 picks a free port.' },
   METRICS_HOST: { schema: z.string().min(1).default('127.0.0.1'), doc: 'Address of the metrics endpoint.' },
   DATABASE_URL: { schema: z.string().url().optional(), doc: 'PostgreSQL server URL. Unset: the embedded PostgreSQL (PGlite) under KEYGATE_DATA_DIR.' },
+  DATABASE_SCHEMA: { schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).optional(), doc: 'PostgreSQL schema for Keygate\'s tables (created when missing); several deployments can share one database. Unset: the server\'s search_path.' },
   DATABASE_POOL_SIZE: { schema: z.coerce.number().int().min(1).max(1000).default(10), doc: 'Connections per instance to the PostgreSQL server.' },
   DATABASE_STATEMENT_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).default(5000), doc: 'Statement timeout on the PostgreSQL server.' },
+  REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(), doc: 'Redis URL. Used today for login attempt counters shared by every instance; unset: counters are in-process.' },
+  KEYGATE_REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9:_-]*$/).default('keygate:'), doc: 'Prefix of every Redis key Keygate writes.' },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
   KEYGATE_ISSUER: { schema: z.string().min(1).default('keygate'), doc: '`iss` of access tokens and identity assertions.' },
@@ -26,9 +29,12 @@ export const ENV_SETTINGS = {
   KEYGATE_IDENTITY_TTL: { schema: seconds.max(3600).default(60), doc: 'Lifetime of an identity assertion, seconds.' },
   KEYGATE_ACCESS_TOKEN_TTL: { schema: seconds.default(900), doc: 'Access token lifetime, seconds (`expires_in`).' },
   KEYGATE_REFRESH_TOKEN_TTL: { schema: seconds.default(604800), doc: 'Refresh token lifetime, seconds.' },
+  KEYGATE_REFRESH_REUSE_WINDOW_MS: { schema: z.coerce.number().int().min(0).max(60000).default(10000), doc: 'A spent refresh token presented again within this window is a client retry; later, it revokes its whole session.' },
   KEYGATE_API_KEY_PREFIX: { schema: z.string().regex(/^sk_[a-z0-9]+_$/).default('sk_live_'), doc: 'Environment prefix of new API keys (`sk_live_`, `sk_test_`).' },
   KEYGATE_MAX_KEYS_PER_USER: { schema: z.coerce.number().int().min(1).max(1000).default(1), doc: 'Active API keys a user may hold.' },
   KEYGATE_PASSWORD_HASH_LOG_N: { schema: z.coerce.number().int().min(14).max(20).default(17), doc: 'scrypt cost as log2(N) for new password hashes (OWASP: 17).' },
+  KEYGATE_LOGIN_MAX_ATTEMPTS: { schema: z.coerce.number().int().min(1).default(10), doc: 'Failed logins allowed per username and per client address in a window; then 429 with Retry-After.' },
+  KEYGATE_LOGIN_WINDOW_SEC: { schema: seconds.default(300), doc: 'The login attempt window, seconds.' },
   KEYGATE_ALLOW_REGISTRATION: { schema: bool.default(false), doc: 'Enables `POST /api/v1/auth/register`.' },
   KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_PASSWORD).' },
   KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
@@ -64,7 +70,7 @@ export const routeSchema = z.strictObject({
   /** public: no credential needed or read; optional: anonymous allowed, a bad credential is 401; required. */
   auth: z.enum(['public', 'optional', 'required']).default('required'),
   scopes: z.array(z.string().min(1)).default([]),
-  timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
+  timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(30_000),
   /** Also send x-user-id, x-username, x-auth-method, x-api-key-id (for legacy backends on a trusted network). */
   plain_identity_headers: z.boolean().default(false),
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */

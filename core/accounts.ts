@@ -20,6 +20,8 @@ export interface AccountDeps {
   hasher: PasswordHasher
   tokens: TokenService
   bus: InvalidationBus
+  /** A spent refresh token presented again within this window is a retry, not a theft. */
+  refreshReuseWindowMs?: number
 }
 
 export interface TokenPair {
@@ -72,9 +74,9 @@ export function accounts(deps: AccountDeps) {
     },
 
     /** Rotates a refresh token. A spent token presented again (after the retry window) ends its whole session. */
-    async refresh(refreshToken: string, actor: Actor, retryWindowMs = 10_000): Promise<TokenPair | null> {
+    async refresh(refreshToken: string, actor: Actor): Promise<TokenPair | null> {
       const next = tokens.newRefreshToken()
-      const result = await sessionStore.rotate(db, hashRefreshToken(refreshToken), next.hash, next.expiresAt, now(), retryWindowMs)
+      const result = await sessionStore.rotate(db, hashRefreshToken(refreshToken), next.hash, next.expiresAt, now(), deps.refreshReuseWindowMs ?? 10_000)
       if (result.outcome === 'invalid') return null
       if (result.outcome === 'reused') {
         await auditStore.record(db, { event: 'token.reuse_detected', subjectUserId: result.userId, clientAddress: actor.address, detail: { session_id: result.sessionId } }, now())
@@ -95,7 +97,10 @@ export function accounts(deps: AccountDeps) {
       await auditStore.record(db, { event: 'logout', actorUserId: userId, subjectUserId: userId, clientAddress: actor.address }, now())
     },
 
-    /** @returns false when `current` is wrong. Ends every other session of the user. */
+    /**
+     * @returns false when `current` is wrong. Ends every other session of the user and revokes every API key:
+     * whoever knew the old password may have minted keys with it.
+     */
     async changePassword(userId: string, current: string, next: string, keepSessionId: string | null, actor: Actor): Promise<boolean> {
       const user = await userStore.findById(db, userId)
       const withHash = user ? await userStore.findForLogin(db, { username: user.username }) : null
@@ -103,10 +108,13 @@ export function accounts(deps: AccountDeps) {
       const hash = await hasher.hash(next)
       const ended = await db.transaction(async (tx) => {
         await userStore.setPassword(tx, userId, hash, now())
-        return sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now(), keepSessionId ?? undefined)
+        const sessions = await sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now(), keepSessionId ?? undefined)
+        const keys = await keyStore.revokeAllOfUser(tx, userId, now())
+        return { sessions, keys }
       })
-      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address }, now())
-      for (const sessionId of ended) await bus.publish({ kind: 'session', sessionId })
+      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: { sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
+      for (const sessionId of ended.sessions) await bus.publish({ kind: 'session', sessionId })
+      for (const keyHash of ended.keys) await bus.publish({ kind: 'key', keyHash })
       return true
     },
 

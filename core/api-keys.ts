@@ -27,6 +27,17 @@ export function apiKeys(deps: ApiKeyDeps) {
       return { row, key }
     },
 
+    /** Issues a successor for a key; the old one works for `graceMs` more. Null when no such active key. */
+    async roll(userId: string, keyId: string, graceMs: number, actor: Actor): Promise<{ row: ApiKeyRow; key: string } | null> {
+      const { key, hash, display } = format.generate()
+      const rolled = await keyStore.roll(db, { userId, keyId, hash, display, graceMs }, now())
+      if (!rolled) return null
+      await auditStore.record(db, { event: 'key.rolled', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address, detail: { new_key_id: rolled.row.id, grace_seconds: Math.round(graceMs / 1000) } }, now())
+      // Cached copies of the old key must learn its new expiry (or revocation) now, not after their TTL.
+      await bus.publish({ kind: 'key', keyHash: rolled.oldHash })
+      return { row: rolled.row, key }
+    },
+
     list: (userId: string) => keyStore.listByUser(db, userId),
 
     /** Active keys of a user that have not expired. */

@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Internal error' },
   // --- admin API -----------------------------------------------------------------------------------
   LOGIN_FAILED: { status: 401, title: 'Authentication Required', detail: 'Invalid username or password', bearerError: null },
+  RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many failed login attempts; retry later' },
   IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
   NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
   JWT_REQUIRED: { status: 403, title: 'Forbidden', detail: 'This operation requires a login token, not an API key' },

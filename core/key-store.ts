@@ -52,6 +52,31 @@ export const keyStore = {
     })
   },
 
+  /**
+   * Replaces an active key by a new one with the same name, scopes and expiry; the old key stays valid for
+   * `graceMs` more (0: revoked now). Not counted against the key limit: the old key is on its way out.
+   * Returns null when the user has no such active key.
+   */
+  async roll(db: Db, k: { userId: string; keyId: string; hash: string; display: string; graceMs: number }, now: Date): Promise<{ row: ApiKeyRow; oldHash: string } | null> {
+    return db.transaction(async (tx) => {
+      const { rows: old } = await tx.query<{ name: string; scopes: string[]; expires_at: Date | null; key_hash: string }>(
+        'SELECT name, scopes, expires_at, key_hash FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) FOR UPDATE',
+        [k.keyId, k.userId, now],
+      )
+      const o = old[0]
+      if (!o) return null
+      const until = new Date(now.getTime() + k.graceMs)
+      if (k.graceMs === 0) await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [k.keyId, now])
+      else await tx.query('UPDATE api_keys SET expires_at = LEAST(COALESCE(expires_at, $2), $2) WHERE id = $1', [k.keyId, until])
+      const { rows } = await tx.query<ApiKeyRow>(
+        `INSERT INTO api_keys (user_id, name, key_hash, display, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+        [k.userId, o.name, k.hash, k.display, o.scopes, now, o.expires_at],
+      )
+      return { row: rows[0]!, oldHash: o.key_hash }
+    })
+  },
+
   async listByUser(db: Queryable, userId: string): Promise<ApiKeyRow[]> {
     const { rows } = await db.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at, id`, [userId])
     return rows

@@ -7,6 +7,7 @@ import { ConfigError } from './errors.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string
+  DATABASE_SCHEMA?: string
   DATABASE_POOL_SIZE: number
   DATABASE_STATEMENT_TIMEOUT_MS: number
   KEYGATE_DATA_DIR: string
@@ -27,9 +28,14 @@ function processAlive(pid: number): boolean {
  * holds a lock file naming the owner; a second process (say the CLI while the gateway runs) is refused.
  * @throws ConfigError when the data directory is in use
  */
-export async function openDatabase(settings: DatabaseSettings, options: { schema?: string } = {}): Promise<Db> {
+/** The LISTEN/NOTIFY channel of a deployment: one per schema, so deployments sharing a database stay apart. */
+export function invalidationChannel(settings: Pick<DatabaseSettings, 'DATABASE_SCHEMA'>): string {
+  return settings.DATABASE_SCHEMA ? `keygate_invalidation_${settings.DATABASE_SCHEMA}` : 'keygate_invalidation'
+}
+
+export async function openDatabase(settings: DatabaseSettings): Promise<Db> {
   if (settings.DATABASE_URL) {
-    return openPgDb({ connectionString: settings.DATABASE_URL, poolSize: settings.DATABASE_POOL_SIZE, statementTimeoutMs: settings.DATABASE_STATEMENT_TIMEOUT_MS, schema: options.schema })
+    return openPgDb({ connectionString: settings.DATABASE_URL, poolSize: settings.DATABASE_POOL_SIZE, statementTimeoutMs: settings.DATABASE_STATEMENT_TIMEOUT_MS, schema: settings.DATABASE_SCHEMA })
   }
   const dir = resolve(settings.KEYGATE_DATA_DIR)
   mkdirSync(dir, { recursive: true })

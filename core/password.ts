@@ -56,7 +56,8 @@ export function passwordHasher(options: { logN?: number; concurrency?: number } 
     const parts = stored.split('$')
     if (parts.length !== 6 || parts[0] !== 'scrypt') return false
     const [ln, rr, pp] = parts.slice(1, 4).map(Number) as [number, number, number]
-    if (![ln, rr, pp].every((n) => Number.isInteger(n) && n > 0) || ln > 22) return false
+    // Bounds far above anything Keygate writes: scrypt would throw or run for minutes on a corrupt row's numbers.
+    if (![ln, rr, pp].every((n) => Number.isInteger(n) && n > 0) || ln > 22 || rr > 32 || pp > 16) return false
     const expected = Buffer.from(parts[5]!, 'base64url')
     const actual = await derive(password, Buffer.from(parts[4]!, 'base64url'), ln, rr, pp)
     return expected.length === actual.length && timingSafeEqual(expected, actual)

@@ -2,23 +2,27 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
+import { Redis } from 'ioredis'
 import { Agent } from 'undici'
 import { createAdminApp } from '../admin-api/app.ts'
 import { loadConfig } from '../config/load.ts'
 import { accounts as makeAccounts } from '../core/accounts.ts'
 import { apiKeyFormat } from '../core/api-key-format.ts'
 import { apiKeys as makeApiKeys } from '../core/api-keys.ts'
-import { systemClock } from '../core/clock.ts'
+import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter } from '../core/attempt-limiter.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 import { credentialCache } from '../core/credential-cache.ts'
 import { ConfigError } from '../core/errors.ts'
 import { identitySigner } from '../core/identity-signer.ts'
-import { inProcessBus, type Invalidation } from '../core/invalidation.ts'
+import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
+import { pgNotifyBus } from '../core/invalidation-pg.ts'
 import { keyStore, type KeyRecord } from '../core/key-store.ts'
+import { keyExpirySweeper } from '../core/key-expiry-sweeper.ts'
 import { keyUsageRecorder } from '../core/key-usage-recorder.ts'
 import { jsonLogger, type Logger } from '../core/logger.ts'
 import { createMetrics } from '../core/metrics.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
-import { openDatabase } from '../core/open-database.ts'
+import { invalidationChannel, openDatabase } from '../core/open-database.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
 import { sessionStore, type SessionRecord } from '../core/session-store.ts'
@@ -76,13 +80,13 @@ function withoutEmpty(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  * The composition root: builds every real client and server from the environment.
  * @throws ConfigError listing every configuration problem
  */
-export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, options: { write?: (line: string) => void; schema?: string } = {}): Promise<RunningKeygate> {
+export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, options: { write?: (line: string) => void; clock?: Clock } = {}): Promise<RunningKeygate> {
   const config = loadConfig(withoutEmpty(rawEnv))
   const env = config.env
   const logger = jsonLogger({ level: env.LOG_LEVEL, write: options.write, base: { service: 'keygate' } })
-  const clock = systemClock
+  const clock = options.clock ?? systemClock
 
-  const db = await openDatabase(env, { schema: options.schema })
+  const db = await openDatabase(env)
   const cleanups: Array<() => Promise<void>> = [() => db.close()]
   try {
     const applied = await migrate(db)
@@ -101,18 +105,49 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const keyCache = credentialCache<KeyRecord>(cacheOptions)
     const sessionCache = credentialCache<SessionRecord>(cacheOptions)
     const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)
-    const bus = inProcessBus()
+    // Several instances on one PostgreSQL server learn of every revocation through LISTEN/NOTIFY; the embedded
+    // database has one process, so an in-process bus is enough.
+    let bus: InvalidationBus = inProcessBus()
+    if (env.DATABASE_URL) {
+      const pgBus = pgNotifyBus({
+        connectionString: env.DATABASE_URL,
+        channel: invalidationChannel(env),
+        query: (sql, params) => db.query(sql, params),
+        onResync: () => {
+          logger.warn('invalidation listener reconnected; flushing the credential caches')
+          keyCache.clear()
+          sessionCache.clear()
+        },
+        onError: (err) => logger.warn('invalidation listener lost its connection', { error: String((err as Error)?.message ?? err) }),
+      })
+      await pgBus.start()
+      cleanups.unshift(() => pgBus.close())
+      bus = pgBus
+    }
     bus.subscribe((m) => {
       metrics.invalidations.inc({ direction: 'received' })
       keyCache.invalidate(m, cacheKeyOf)
       sessionCache.invalidate(m, cacheKeyOf)
     })
 
-    const accounts = makeAccounts({ db, clock, hasher, tokens, bus })
+    const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
     const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
     if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
       await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
       logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
+    }
+    if (!(await userStore.list(db, 1, 0)).length) {
+      logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME` while the gateway is stopped')
+    }
+
+    const limiterPolicy = { max: env.KEYGATE_LOGIN_MAX_ATTEMPTS, windowMs: env.KEYGATE_LOGIN_WINDOW_SEC * 1000 }
+    let loginLimiter: AttemptLimiter = memoryAttemptLimiter(limiterPolicy, clock)
+    if (env.REDIS_URL) {
+      // Commands fail at once while Redis is down (no offline queue), so logins fall back to in-process counters.
+      const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 })
+      redis.on('error', () => {})
+      cleanups.unshift(async () => { redis.disconnect() })
+      loginLimiter = redisAttemptLimiter(limiterPolicy, redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
     }
 
     // Services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs.
@@ -125,9 +160,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     }
     if (wanted.has('admin')) {
       const app = createAdminApp({
-        db, clock, accounts, keys, logger: logger.child({ component: 'admin-api' }),
+        db, clock, accounts, keys, loginLimiter, logger: logger.child({ component: 'admin-api' }),
         allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL,
-        identity: { keys: () => signer.jwks().keys, audience: 'admin', issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER },
+        identity: { keys: () => signer.jwks().keys, audience: 'admin', issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
       })
       await startInternal('admin', createServer(app))
     }
@@ -136,7 +171,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     let remote: KeySource | undefined
     const published: KeySource = { get: (kid) => (remote ??= remoteKeySource(jwksUrl)).get(kid) }
     if (env.KEYGATE_DEMOS) {
-      const verify = { keys: published, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER }
+      const verify = { keys: published, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now }
       if (wanted.has('demo-conversations')) await startInternal('demo-conversations', createConversationService({ ...verify, audience: 'conversations' }))
       if (wanted.has('demo-documents')) await startInternal('demo-documents', createDocumentService({ ...verify, audience: 'documents' }))
     }
@@ -152,6 +187,10 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     if (problems.length) throw new ConfigError(problems)
     const router = createRouter(routes)
 
+    const sweeper = keyExpirySweeper({ db, clock, bus, onError: (err) => logger.warn('key expiry sweep failed', { error: String((err as Error)?.message ?? err) }) })
+    sweeper.start()
+    cleanups.unshift(async () => sweeper.stop())
+
     const usage = keyUsageRecorder({ db, clock, onError: (err) => logger.warn('last_used_at flush failed', { error: String(err) }) })
     cleanups.unshift(() => usage.close())
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256 })
@@ -162,7 +201,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       router: () => router,
       authenticators: [
         apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
-        jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid) }),
+        jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
       ],
       stamper: identityStamper({ signer, clock }),
       dispatcher,

@@ -7,6 +7,7 @@ export type PathResult = { ok: true; path: string; search: string } | { ok: fals
 
 const FORBIDDEN_ENCODED = /%(2f|5c|2e|00)/i
 const CONTROL = /[\u0000-\u001f\u007f\\]/
+const UNRESERVED_ENCODED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/gi
 
 export function normalizePath(target: string | undefined): PathResult {
   if (!target || target[0] !== '/') return { ok: false, code: 'PATH_INVALID' }
@@ -21,7 +22,9 @@ export function normalizePath(target: string | undefined): PathResult {
     return { ok: false, code: 'PATH_INVALID' }
   }
   if (CONTROL.test(decoded) || decoded.includes('\ufffd')) return { ok: false, code: 'PATH_INVALID' }
-  const path = raw.replace(/\/{2,}/g, '/')
+  // An encoded unreserved character means the character itself to every upstream (RFC 3986 §6.2.2.2): decoded
+  // here, so that `/%61dmin` meets the route of `/admin` instead of slipping past it to a shorter prefix.
+  const path = raw.replace(UNRESERVED_ENCODED, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replace(/\/{2,}/g, '/')
   for (const segment of decoded.split('/')) if (segment === '.' || segment === '..') return { ok: false, code: 'PATH_INVALID' }
   if (CONTROL.test(search)) return { ok: false, code: 'PATH_INVALID' }
   return { ok: true, path, search }

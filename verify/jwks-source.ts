@@ -39,6 +39,7 @@ export class JwksUnavailableError extends Error {
   readonly code = 'IDENTITY_KEYS_UNAVAILABLE'
   constructor(url: string, cause: unknown) {
     super(`could not fetch the key set from ${url}`, { cause })
+    this.name = 'JwksUnavailableError'
   }
 }
 
@@ -71,7 +72,12 @@ export function remoteKeySource(url: string, options: { cooldownMs?: number; tim
     async get(kid) {
       const hit = map?.get(kid)
       if (hit) return hit
-      if (map && now() - lastFetch < cooldown) return undefined
+      // Within the cooldown nothing is fetched: an unknown kid is unknown, and with no set ever loaded the
+      // gateway is unreachable (a burst of requests must not become a burst of fetches).
+      if (now() - lastFetch < cooldown) {
+        if (map) return undefined
+        if (!inflight) throw new JwksUnavailableError(url, new Error('the last fetch failed; retrying after the cooldown'))
+      }
       inflight ??= refresh().finally(() => { inflight = undefined })
       await inflight
       return map?.get(kid)

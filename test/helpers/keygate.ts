@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Clock } from '../../core/clock.ts'
 import { startKeygate, type RunningKeygate } from '../../gateway/main.ts'
-import { testSchema } from './postgres.ts'
+import { openApiValidator } from './openapi-validator.ts'
+import { testSchema, type TestSchema } from './postgres.ts'
 
 export interface TestKeygate extends RunningKeygate {
   /** Every log line written, for assertions that no secret was logged. */
@@ -35,14 +37,16 @@ export async function keygateOnPglite(extra: Record<string, string> = {}, dataDi
 }
 
 /** A Keygate on the local PostgreSQL server, in a schema of its own (`schema` to share one between instances). */
-export async function keygateOnPostgres(label: string, extra: Record<string, string> = {}, shared?: { url: string; schema: string }) {
+export async function keygateOnPostgres(label: string, extra: Record<string, string> = {}, shared?: TestSchema, clock?: Clock) {
   const db = shared ?? (await testSchema(label))
   const logs: string[] = []
-  const kg = await startKeygate(testEnv({ DATABASE_URL: db.url, ...extra }), { write: (l) => logs.push(l), schema: db.schema })
+  const kg = await startKeygate(testEnv({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, ...extra }), { write: (l) => logs.push(l), clock })
   return Object.assign(kg, { logs, db })
 }
 
-/** JSON request helper on real sockets. */
+const checkResponse = openApiValidator()
+
+/** JSON request helper on real sockets; every admin API response is checked against the OpenAPI document. */
 export async function call(base: string, method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
   const headers: Record<string, string> = { ...options.headers }
   if (options.token) headers.authorization = `Bearer ${options.token}`
@@ -55,5 +59,7 @@ export async function call(base: string, method: string, path: string, options: 
   } catch {
     json = undefined
   }
+  const problems = checkResponse(method, path, res.status, res.headers.get('content-type') ?? '', json)
+  if (problems.length) throw new Error(`response does not match the OpenAPI document: ${problems.join('; ')}`)
   return { status: res.status, headers: res.headers, json, text }
 }

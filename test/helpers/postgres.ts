@@ -10,7 +10,9 @@ const HOW_TO_START = 'start it with: pg_ctlcluster --skip-systemctl-redirect $(l
  * A fresh schema on the local PostgreSQL server for one test file; `drop()` removes it. Fails loudly (never
  * skips) when the server does not answer.
  */
-export async function testSchema(label: string): Promise<{ url: string; schema: string; drop(): Promise<void> }> {
+export interface TestSchema { url: string; schema: string; drop(): Promise<void> }
+
+export async function testSchema(label: string): Promise<TestSchema> {
   const schema = `kg_${label.replace(/[^a-z0-9]/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 3000 })
   try {

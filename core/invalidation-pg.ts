@@ -1,0 +1,98 @@
+import pg from 'pg'
+import type { Invalidation, InvalidationBus } from './invalidation.ts'
+
+/**
+ * Invalidation between processes that share a PostgreSQL server, over LISTEN/NOTIFY. `publish` returns after
+ * the server took the notification (and rejects when it could not) and this instance has applied it; every
+ * other listening instance receives it as the server delivers it. The listener reconnects by itself; after a reconnect `onResync` runs, because
+ * notifications sent while it was away are lost and the caller must flush what it cached.
+ */
+export interface PgNotifyBusOptions {
+  connectionString: string
+  channel: string
+  /** Runs a statement on the shared pool (publishing does not need the listener's connection). */
+  query(sql: string, params: unknown[]): Promise<unknown>
+  onResync?(): void
+  onError?(err: unknown): void
+  reconnectMs?: number
+}
+
+interface Envelope { m: Invalidation; at: number }
+
+export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { start(): Promise<void>; close(): Promise<void>; onMessage?: (m: Invalidation, sentAt: number) => void } {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(options.channel)) throw new RangeError(`invalid channel name ${options.channel}`)
+  const handlers = new Set<(m: Invalidation) => void>()
+  let client: pg.Client | undefined
+  let closed = false
+  let connectedOnce = false
+  let timer: NodeJS.Timeout | undefined
+
+  const deliver = (text: string | undefined) => {
+    let envelope: Envelope
+    try {
+      envelope = JSON.parse(text ?? '') as Envelope
+    } catch {
+      return
+    }
+    bus.onMessage?.(envelope.m, envelope.at)
+    for (const h of handlers) h(envelope.m)
+  }
+
+  async function connect(): Promise<void> {
+    const c = new pg.Client({ connectionString: options.connectionString, connectionTimeoutMillis: 2000, keepAlive: true })
+    c.on('notification', (n) => { if (n.channel === options.channel) deliver(n.payload) })
+    c.on('error', (err) => {
+      options.onError?.(err)
+      lost(c)
+    })
+    c.on('end', () => lost(c))
+    await c.connect()
+    await c.query(`LISTEN ${options.channel}`)
+    client = c
+    if (connectedOnce) options.onResync?.()
+    connectedOnce = true
+  }
+
+  function lost(c: pg.Client) {
+    if (client !== c) return
+    client = undefined
+    c.removeAllListeners('end')
+    if (!closed) schedule()
+  }
+
+  function schedule() {
+    if (timer || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      connect().catch((err: unknown) => {
+        options.onError?.(err)
+        schedule()
+      })
+    }, options.reconnectMs ?? 500)
+    timer.unref()
+  }
+
+  const bus = {
+    async publish(message: Invalidation) {
+      const text = JSON.stringify({ m: message, at: Date.now() } satisfies Envelope)
+      await options.query('SELECT pg_notify($1, $2)', [options.channel, text])
+      // This instance drops its entries now, before the caller answers; the echo of the notification that
+      // follows is harmless.
+      deliver(text)
+    },
+    subscribe(handler: (m: Invalidation) => void) {
+      handlers.add(handler)
+      return () => handlers.delete(handler)
+    },
+    start: connect,
+    async close() {
+      closed = true
+      if (timer) clearTimeout(timer)
+      const c = client
+      client = undefined
+      await c?.end().catch(() => {})
+    },
+    onMessage: undefined as ((m: Invalidation, sentAt: number) => void) | undefined,
+  }
+  return bus
+}

@@ -1,0 +1,48 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface EchoServer {
+  readonly origin: string
+  /** Every request the upstream received: method, path and raw headers. */
+  readonly seen: Array<{ method: string; url: string; rawHeaders: string[]; headers: IncomingMessage['headers'] }>
+  close(): Promise<void>
+}
+
+/** An upstream that answers 200 with what it received, so tests can see exactly what the gateway forwarded. */
+export async function echoServer(): Promise<EchoServer> {
+  const seen: EchoServer['seen'] = []
+  const server = createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, headers: req.headers })
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }))
+    })
+  })
+  return { origin: await listen(server), seen, close: () => close(server) }
+}
+
+/** An upstream that accepts connections and never answers. */
+export async function hangingServer(): Promise<{ origin: string; close(): Promise<void> }> {
+  const server = createServer(() => {})
+  return { origin: await listen(server), close: () => close(server) }
+}
+
+export function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)))
+}
+
+export function close(server: Server): Promise<void> {
+  server.closeAllConnections()
+  return new Promise((resolve) => server.close(() => resolve()))
+}
+
+/** Writes a route file to a temporary directory and returns its path. */
+export function routeFile(yaml: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'keygate-config-')), 'keygate.yaml')
+  writeFileSync(path, yaml)
+  return path
+}

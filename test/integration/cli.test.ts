@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
+import { testSchema } from '../helpers/postgres.ts'
+
+/** Runs the CLI as an operator would, in its own process, with `stdin` piped in. */
+function cli(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/keygate.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => { stdout += d })
+    child.stderr.on('data', (d) => { stderr += d })
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+t.test('on the embedded database: users are created from stdin, and the gateway sees them after start', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-cli-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = { KEYGATE_DATA_DIR: dir }
+  const created = await cli(['users', 'create', '--username', 'erin'], env, 'erin password\n')
+  t.equal(created.code, 0, created.stderr)
+  t.match(created.stdout, /created user erin/)
+  t.notMatch(created.stdout + created.stderr, /erin password/, 'the password is never echoed')
+  const dup = await cli(['users', 'create', '--username', 'ERIN'], env, 'another password\n')
+  t.equal(dup.code, 1)
+  t.match(dup.stderr, /already exists/)
+  const short = await cli(['users', 'create', '--username', 'frank'], env, 'short\n')
+  t.equal(short.code, 1, 'a password under 8 characters is refused')
+  t.match(short.stderr, /password/)
+  const usage = await cli(['users', 'create', '--username', 'gina', '--password', 'on-argv'], env)
+  t.not(usage.code, 0, 'a password on argv is not an option')
+
+  const kg = await keygateOnPglite({ KEYGATE_BOOTSTRAP_USERNAME: '', KEYGATE_BOOTSTRAP_PASSWORD: '' }, dir)
+  const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'erin password' } })
+  t.equal(login.status, 200, 'the user logs in through the gateway')
+  const locked = await cli(['users', 'list'], env)
+  t.equal(locked.code, 1, 'the CLI refuses a data directory the gateway holds')
+  t.match(locked.stderr, /in use by process/)
+  await kg.close()
+  const listed = await cli(['users', 'list'], env)
+  t.match(listed.stdout, /erin/)
+})
+
+t.test('on PostgreSQL: a key revoked and a user deactivated by the CLI are refused by the running gateway at once', async (t) => {
+  const schema = await testSchema('cli')
+  const kg = await keygateOnPostgres('cli', { KEYGATE_MAX_KEYS_PER_USER: '3' }, schema)
+  t.teardown(async () => { await kg.close(); await schema.drop() })
+  const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema }
+  t.equal((await cli(['users', 'create', '--username', 'hank'], env, 'hank password\n')).code, 0)
+  const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).json.access_token
+  const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'cli' } })).json
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200, 'cached on the gateway')
+
+  const listed = await cli(['keys', 'list', '--username', 'hank'], env)
+  t.match(listed.stdout, new RegExp(`${key.id}  sk_live_\\w{4}…\\w{4}  active`))
+  t.notOk(listed.stdout.includes(key.api_key), 'the listing holds no secret')
+  const revoked = await cli(['keys', 'revoke', '--username', 'hank', '--id', key.id], env)
+  t.equal(revoked.code, 0, revoked.stderr)
+  const after = await call(kg.url, 'GET', '/api/v1/conversations', { token: key.api_key })
+  t.equal(after.status, 401, 'the gateway refuses it on the next request')
+  t.equal(after.json.code, 'KEY_REVOKED')
+
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 200)
+  t.equal((await cli(['users', 'deactivate', '--username', 'hank'], env)).code, 0)
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 401, 'the deactivated user\'s JWT is refused')
+  t.equal((await cli(['users', 'activate', '--username', 'hank'], env)).code, 0)
+  t.equal((await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).status, 200, 'reactivated, the user logs in again')
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 401, 'but the old session stays dead')
+})
+
+t.test('config check validates a route file without starting anything', async (t) => {
+  const ok = await cli(['config', 'check', 'config/keygate.yaml'], {})
+  t.equal(ok.code, 0)
+  t.match(ok.stdout, /ok/)
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-cfg-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const bad = join(dir, 'bad.yaml')
+  writeFileSync(bad, 'upstreams:\n  a: { url: "ftp://x" }\nroutes:\n  - { name: r, prefix: /x, upstream: b, auth: sometimes }\n')
+  const res = await cli(['config', 'check', bad], {})
+  t.equal(res.code, 1)
+  t.match(res.stderr, /upstreams\.a\.url/, 'names the bad upstream URL')
+  t.match(res.stderr, /routes\[0\]\.auth|routes\.0\.auth|routes\[0\] auth/, 'names the bad auth mode')
+})

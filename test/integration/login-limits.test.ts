@@ -1,0 +1,38 @@
+import t, { type Test } from 'tap'
+import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { testSchema } from '../helpers/postgres.ts'
+import { testRedisPrefix } from '../helpers/redis.ts'
+
+const LIMIT = { KEYGATE_LOGIN_MAX_ATTEMPTS: '3', KEYGATE_LOGIN_WINDOW_SEC: '60' }
+
+async function bruteForce(t: Test, base: string) {
+  for (let i = 0; i < 3; i++) {
+    const res = await call(base, 'POST', '/api/v1/auth/login', { body: { username: BOOTSTRAP.username, password: `guess ${i}` } })
+    t.equal(res.status, 401, `guess ${i + 1} is a plain failure`)
+  }
+  const blocked = await call(base, 'POST', '/api/v1/auth/login', { body: { username: BOOTSTRAP.username, password: BOOTSTRAP.password } })
+  t.equal(blocked.status, 429, 'then even the right password waits')
+  t.equal(blocked.json.code, 'RATE_LIMITED')
+  const retry = Number(blocked.headers.get('retry-after'))
+  t.ok(retry > 0 && retry <= 60, `Retry-After is within the window (${retry}s)`)
+  return blocked
+}
+
+t.test('failed logins are limited per username, in process', async (t) => {
+  const kg = await keygateOnPostgres('limits', LIMIT)
+  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  await bruteForce(t, kg.url)
+})
+
+t.test('with Redis, the limit is shared by every instance', async (t) => {
+  const redis = await testRedisPrefix('limits')
+  const schema = await testSchema('limits_redis')
+  const env = { ...LIMIT, REDIS_URL: redis.url, KEYGATE_REDIS_PREFIX: redis.prefix }
+  const a = await keygateOnPostgres('limits_a', env, schema)
+  const b = await keygateOnPostgres('limits_b', env, schema)
+  t.teardown(async () => { await a.close(); await b.close(); await schema.drop(); await redis.drop() })
+  await bruteForce(t, a.url)
+  const onB = await call(b.url, 'POST', '/api/v1/auth/login', { body: { username: BOOTSTRAP.username, password: BOOTSTRAP.password } })
+  t.equal(onB.status, 429, 'the other instance knows')
+  t.ok((await redis.client.keys(`${redis.prefix}login:*`)).length >= 1, 'the counters live in Redis under the prefix')
+})

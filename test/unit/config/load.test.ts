@@ -1,0 +1,147 @@
+import t from 'tap'
+import { fileURLToPath } from 'node:url'
+import { ConfigError } from '../../../core/errors.ts'
+import { loadConfig, parseFileConfig } from '../../../config/load.ts'
+
+const FILE = 'routes.yaml'
+const COMMITTED = fileURLToPath(new URL('../../../config/keygate.yaml', import.meta.url))
+
+/** The problems of the ConfigError `loadConfig` throws for `env`. */
+function problemsOf(env: NodeJS.ProcessEnv): readonly string[] {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  throw new Error('loadConfig accepted an invalid environment')
+}
+
+const VALID = `
+upstreams:
+  docs:
+    url: http://127.0.0.1:9000
+  admin:
+    url: internal:admin
+routes:
+  - name: login
+    prefix: /api/v1/auth/login
+    methods: [POST]
+    upstream: admin
+    auth: public
+  - name: documents
+    prefix: /api/v1/documents
+    upstream: docs
+`
+
+t.test('a valid file parses, with every route default filled in', async (t) => {
+  const { config, problems } = parseFileConfig(VALID, FILE, {})
+  t.same(problems, [])
+  t.same(config?.upstreams, { docs: { url: 'http://127.0.0.1:9000' }, admin: { url: 'internal:admin' } })
+  t.same(config?.routes[1], {
+    name: 'documents', prefix: '/api/v1/documents', upstream: 'docs',
+    auth: 'required', scopes: [], timeout_ms: 30_000, plain_identity_headers: false, forward_authorization: false,
+  })
+  t.same(config?.routes[0]?.methods, ['POST'])
+  t.equal(config?.routes[0]?.auth, 'public')
+})
+
+t.test('an unknown field is a problem naming the file and where it is', async (t) => {
+  const { config, problems } = parseFileConfig(VALID.replace('    upstream: docs\n', '    upstream: docs\n    timeout: 5\n'), FILE, {})
+  t.equal(config, undefined)
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^routes\.yaml routes\[1\]: .*timeout/)
+})
+
+t.test('a route naming an upstream that does not exist is a problem at routes[i].upstream', async (t) => {
+  const { config, problems } = parseFileConfig(VALID.replace('upstream: docs', 'upstream: documents'), FILE, {})
+  t.equal(config, undefined)
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^routes\.yaml routes\[1\]\.upstream: "documents" is not one of the upstreams \(docs, admin\)/)
+})
+
+t.test('a duplicate route name is a problem at routes[i].name', async (t) => {
+  const { problems } = parseFileConfig(VALID.replace('name: documents', 'name: login'), FILE, {})
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^routes\.yaml routes\[1\]\.name: duplicate route name "login"/)
+})
+
+t.test('every problem of one file is listed, not only the first', async (t) => {
+  const text = VALID.replace('name: documents', 'name: login').replace('upstream: docs', 'upstream: nowhere')
+  const { problems } = parseFileConfig(text, FILE, {})
+  t.equal(problems.length, 2)
+  t.match(problems[0], /routes\[1\]\.name/)
+  t.match(problems[1], /routes\[1\]\.upstream/)
+})
+
+t.test('schema violations name the path of each offending value', async (t) => {
+  const text = VALID.replace('prefix: /api/v1/documents', 'prefix: api/v1/documents').replace('methods: [POST]', 'methods: [FETCH]')
+  const { problems } = parseFileConfig(text, FILE, {})
+  t.equal(problems.length, 2)
+  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[0].methods[0]:')), 'methods[0]')
+  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[1].prefix:')), 'prefix')
+})
+
+t.test('a ${VAR} without a default whose variable is unset is a problem naming the file and the path', async (t) => {
+  const text = VALID.replace('url: http://127.0.0.1:9000', 'url: ${DOCS_URL}')
+  const { config, problems } = parseFileConfig(text, FILE, {})
+  t.equal(config, undefined)
+  t.equal(problems.length, 1)
+  t.match(problems[0], /^routes\.yaml upstreams\.docs\.url: \$\{DOCS_URL\} is used but the environment variable DOCS_URL is not set/)
+  const inRoute = parseFileConfig(VALID.replace('upstream: docs', 'upstream: ${DOCS_UPSTREAM}'), FILE, {})
+  t.match(inRoute.problems[0], /^routes\.yaml routes\[1\]\.upstream: \$\{DOCS_UPSTREAM\}/)
+  t.same(parseFileConfig(text, FILE, { DOCS_URL: '' }).problems.length, 1, 'an empty variable counts as unset')
+})
+
+t.test('${VAR} takes the environment value and ${VAR:-default} falls back to its default', async (t) => {
+  const text = VALID.replace('url: http://127.0.0.1:9000', 'url: ${DOCS_URL:-http://10.0.0.5:8080}')
+  t.equal(parseFileConfig(text, FILE, {}).config?.upstreams.docs?.url, 'http://10.0.0.5:8080')
+  t.equal(parseFileConfig(text, FILE, { DOCS_URL: 'http://docs:80' }).config?.upstreams.docs?.url, 'http://docs:80')
+  const required = VALID.replace('url: http://127.0.0.1:9000', 'url: ${DOCS_URL}')
+  t.equal(parseFileConfig(required, FILE, { DOCS_URL: 'http://docs:80' }).config?.upstreams.docs?.url, 'http://docs:80')
+})
+
+t.test('a ${VAR} in a comment is not interpolated and is no problem', async (t) => {
+  const text = `# Point docs at \${NOT_SET_ANYWHERE} if you like\n${VALID.replace('    upstream: docs', '    upstream: docs # or ${ALSO_NOT_SET}')}`
+  const { config, problems } = parseFileConfig(text, FILE, {})
+  t.same(problems, [])
+  t.equal(config?.routes[1]?.upstream, 'docs')
+})
+
+t.test('YAML syntax errors are problems naming the file', async (t) => {
+  const { config, problems } = parseFileConfig('upstreams: [unclosed\nroutes: {', FILE, {})
+  t.equal(config, undefined)
+  t.ok(problems.length >= 1)
+  for (const p of problems) t.ok(p.startsWith('routes.yaml: '), p)
+})
+
+t.test('the committed keygate.yaml loads with the defaults of the environment', async (t) => {
+  const config = loadConfig({ KEYGATE_CONFIG: COMMITTED })
+  t.equal(config.env.PORT, 8000)
+  t.equal(config.file.upstreams.admin?.url, 'internal:admin')
+  t.ok(Object.isFrozen(config.file.routes[0]), 'deep-frozen')
+})
+
+t.test('an environment with several problems lists every one of them in the ConfigError', async (t) => {
+  t.throws(() => loadConfig({ KEYGATE_CONFIG: COMMITTED, PORT: 'eighty' }), ConfigError)
+  const env = {
+    KEYGATE_CONFIG: COMMITTED,
+    PORT: 'eighty',
+    LOG_LEVEL: 'loud',
+    KEYGATE_JWT_SECRET: 'too-short',
+    KEYGATE_BOOTSTRAP_USERNAME: 'alice',
+  }
+  const problems = problemsOf(env)
+  t.equal(problems.length, 4, problems.join('\n'))
+  t.ok(problems.some((p) => p.startsWith('environment PORT:')), 'PORT')
+  t.ok(problems.some((p) => p.startsWith('environment LOG_LEVEL:')), 'LOG_LEVEL')
+  t.ok(problems.some((p) => p.startsWith('environment KEYGATE_JWT_SECRET:')), 'KEYGATE_JWT_SECRET')
+  t.ok(problems.some((p) => p.includes('KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD')), 'bootstrap pair')
+})
+
+t.test('environment problems and a file problem are listed together', async (t) => {
+  const problems = problemsOf({ KEYGATE_CONFIG: '/nonexistent/keygate.yaml', PORT: '70000' })
+  t.equal(problems.length, 2, problems.join('\n'))
+  t.ok(problems.some((p) => p.startsWith('environment PORT:')), 'PORT')
+  t.ok(problems.some((p) => p.startsWith('/nonexistent/keygate.yaml: cannot read the configuration file (ENOENT)')), 'the unreadable file')
+})

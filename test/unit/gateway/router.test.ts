@@ -1,0 +1,63 @@
+import t from 'tap'
+import type { RouteConfig } from '../../../config/schema.ts'
+import { createRouter, type Route } from '../../../gateway/router.ts'
+
+function route(name: string, prefix: string, extra: Partial<RouteConfig> = {}): Route {
+  return {
+    name, prefix, upstream: 'up', auth: 'required', scopes: [], timeout_ms: 30_000,
+    plain_identity_headers: false, forward_authorization: false, origin: 'http://127.0.0.1:1', ...extra,
+  }
+}
+
+const router = createRouter([
+  route('api', '/api/v1'),
+  route('documents', '/api/v1/documents'),
+  route('document-admin', '/api/v1/documents/admin'),
+  route('login', '/api/v1/auth/login', { methods: ['POST'] }),
+  route('auth', '/api/v1/auth'),
+  route('slash', '/static/'),
+])
+
+const nameOf = (path: string, method = 'GET') => router.match(path, method)?.name
+
+t.test('the longest matching prefix wins, whatever the declaration order', async (t) => {
+  t.equal(nameOf('/api/v1/documents/42'), 'documents')
+  t.equal(nameOf('/api/v1/documents/admin/users'), 'document-admin')
+  t.equal(nameOf('/api/v1/conversations'), 'api')
+  t.same(router.routes.map((r) => r.name).slice(0, 2), ['document-admin', 'login'])
+})
+
+t.test('prefixes match whole segments only', async (t) => {
+  t.equal(nameOf('/api/v1/documentsX'), 'api')
+  t.equal(nameOf('/api/v1/documents-old/1'), 'api')
+  t.equal(nameOf('/api/v1x'), undefined)
+  t.equal(nameOf('/api'), undefined)
+})
+
+t.test('the prefix itself and its trailing-slash form both match', async (t) => {
+  t.equal(nameOf('/api/v1/documents'), 'documents')
+  t.equal(nameOf('/api/v1/documents/'), 'documents')
+  t.equal(nameOf('/static'), 'slash', 'a prefix declared with a trailing slash matches without it')
+  t.equal(nameOf('/static/app.js'), 'slash')
+  t.equal(nameOf('/staticX'), undefined)
+})
+
+t.test('a route with methods matches only those methods, and others fall back to a shorter prefix', async (t) => {
+  t.equal(nameOf('/api/v1/auth/login', 'POST'), 'login')
+  t.equal(nameOf('/api/v1/auth/login', 'GET'), 'auth')
+  t.equal(nameOf('/api/v1/auth/me', 'GET'), 'auth')
+})
+
+t.test('with no matching prefix or method there is no route', async (t) => {
+  const only = createRouter([route('login', '/login', { methods: ['POST'] })])
+  t.equal(only.match('/login', 'GET'), undefined)
+  t.equal(only.match('/login', 'POST')?.name, 'login')
+  t.equal(only.match('/elsewhere', 'POST'), undefined)
+})
+
+t.test('a root prefix matches every path but loses to any longer one', async (t) => {
+  const withRoot = createRouter([route('root', '/'), route('docs', '/docs')])
+  t.equal(withRoot.match('/anything/at/all', 'GET')?.name, 'root')
+  t.equal(withRoot.match('/', 'GET')?.name, 'root')
+  t.equal(withRoot.match('/docs/1', 'GET')?.name, 'docs')
+})

@@ -1,0 +1,82 @@
+import t from 'tap'
+import type { IncomingMessage } from 'node:http'
+import { isReservedHeader, sanitizeRequestHeaders, sanitizeResponseHeaders } from '../../../gateway/stage-sanitize.ts'
+
+const IDENTITY = 'x-keygate-identity'
+
+function request(raw: Array<[string, string]>): IncomingMessage {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of raw) {
+    const n = name.toLowerCase()
+    headers[n] = headers[n] === undefined ? value : `${headers[n]}, ${value}`
+  }
+  return { headers, rawHeaders: raw.flat() } as unknown as IncomingMessage
+}
+
+/** The forwarded names, in order. */
+function names(raw: Array<[string, string]>, forwardAuthorization = false): string[] {
+  return sanitizeRequestHeaders(request(raw), { identityHeader: IDENTITY, forwardAuthorization }).filter((_, i) => i % 2 === 0)
+}
+
+t.test('reserved identity and forwarding headers are removed in every spelling', async (t) => {
+  const spellings = [
+    'X-Keygate-Identity', 'x_keygate_identity', 'X_KEYGATE_IDENTITY', 'x-keygate-anything',
+    'x-user-id', 'X_User_Id', 'X-USER-ID', 'x-username', 'x-auth-method', 'X_Api_Key_Id', 'x-request-id',
+    'x-forwarded-for', 'X_Forwarded_For', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'Forwarded', 'x-real-ip', 'X_Real_IP',
+  ]
+  t.same(names(spellings.map((n) => [n, 'forged'])), [])
+  for (const n of spellings) t.equal(isReservedHeader(n, IDENTITY), true, n)
+})
+
+t.test('a custom identity header name is reserved too', async (t) => {
+  t.equal(isReservedHeader('My_Identity', 'my-identity'), true)
+  t.same(sanitizeRequestHeaders(request([['My-Identity', 'forged'], ['accept', '*/*']]), { identityHeader: 'my-identity', forwardAuthorization: false }), ['accept', '*/*'])
+})
+
+t.test('duplicated reserved headers are all removed', async (t) => {
+  t.same(names([['X-Keygate-Identity', 'a'], ['x-keygate-identity', 'b'], ['X_KEYGATE_IDENTITY', 'c'], ['x-user-id', '1'], ['x-user-id', '2']]), [])
+})
+
+t.test('hop-by-hop headers are removed', async (t) => {
+  const hop: Array<[string, string]> = [
+    ['Connection', 'keep-alive'], ['Keep-Alive', 'timeout=5'], ['Proxy-Connection', 'keep-alive'], ['Transfer-Encoding', 'chunked'],
+    ['TE', 'trailers'], ['Trailer', 'x'], ['Upgrade', 'websocket'], ['Proxy-Authorization', 'Basic x'], ['Host', 'example.com'],
+    ['Expect', '100-continue'], ['HTTP2-Settings', 'AAA'],
+  ]
+  t.same(names([...hop, ['accept', '*/*']]), ['accept'])
+})
+
+t.test('headers named in Connection are removed', async (t) => {
+  const raw: Array<[string, string]> = [['Connection', 'X-Internal-Hop, x-other'], ['X-Internal-Hop', '1'], ['X-Other', '2'], ['X-Kept', '3']]
+  t.same(names(raw), ['x-kept'])
+})
+
+t.test('authorization is removed unless the route forwards it', async (t) => {
+  const raw: Array<[string, string]> = [['Authorization', 'Bearer sk_live_x'], ['Accept', 'application/json']]
+  t.same(sanitizeRequestHeaders(request(raw), { identityHeader: IDENTITY, forwardAuthorization: false }), ['accept', 'application/json'])
+  t.same(sanitizeRequestHeaders(request(raw), { identityHeader: IDENTITY, forwardAuthorization: true }), ['authorization', 'Bearer sk_live_x', 'accept', 'application/json'])
+})
+
+t.test('ordinary headers are kept with their values, order and duplicates', async (t) => {
+  const raw: Array<[string, string]> = [['Accept', 'text/html'], ['Cookie', 'a=1'], ['X-Custom', 'v'], ['Cookie', 'b=2'], ['Content-Type', 'application/json']]
+  t.same(sanitizeRequestHeaders(request(raw), { identityHeader: IDENTITY, forwardAuthorization: false }), [
+    'accept', 'text/html', 'cookie', 'a=1', 'x-custom', 'v', 'cookie', 'b=2', 'content-type', 'application/json',
+  ])
+})
+
+t.test('ordinary headers that only resemble reserved ones are kept', async (t) => {
+  t.same(names([['X-User', 'a'], ['X-Keygate', 'b'], ['X-Forwarded', 'c'], ['User-Id', 'd']]), ['x-user', 'x-keygate', 'x-forwarded', 'user-id'])
+})
+
+t.test('response hop-by-hop headers and those named in Connection are removed, the rest kept', async (t) => {
+  const out = sanitizeResponseHeaders({
+    connection: 'close, x-hop',
+    'keep-alive': 'timeout=5',
+    'transfer-encoding': 'chunked',
+    'x-hop': '1',
+    'content-type': 'application/json',
+    'set-cookie': ['a=1', 'b=2'],
+    'x-absent': undefined,
+  })
+  t.same(out, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'] })
+})
