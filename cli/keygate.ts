@@ -13,6 +13,7 @@ import { migrate } from '../core/migrate.ts'
 import { invalidationChannel, openDatabase } from '../core/open-database.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
+import { RotationTooSoonError, signingKeyStore } from '../core/signing-key-store.ts'
 import { tokenService } from '../core/tokens.ts'
 import { userStore } from '../core/user-store.ts'
 import { CreateUserRequest } from '../admin-api/schemas.ts'
@@ -23,6 +24,7 @@ import { readSecret } from './read-secret.ts'
  *   users create --username NAME [--email E] [--full-name N] [--superuser]   password from a prompt or stdin
  *   users list | deactivate --username N | activate --username N
  *   keys list --username N | revoke --username N --id ID
+ *   signing-keys list | rotate
  *   config check FILE
  * On a PostgreSQL server, revocations are published over LISTEN/NOTIFY, so running gateways drop them at once.
  * Passwords are never taken from argv (they would land in shell history and `ps`).
@@ -34,6 +36,8 @@ const USAGE = `usage:
   npm run keygate -- users activate --username NAME
   npm run keygate -- keys list --username NAME
   npm run keygate -- keys revoke --username NAME --id KEY_ID
+  npm run keygate -- signing-keys list
+  npm run keygate -- signing-keys rotate [--force]
   npm run keygate -- config check FILE`
 
 function fail(message: string, code = 2): never {
@@ -42,6 +46,7 @@ function fail(message: string, code = 2): never {
 }
 
 interface Context {
+  bus: InvalidationBus
   db: Awaited<ReturnType<typeof openDatabase>>
   env: ReturnType<typeof envSchema.parse>
   accounts: Accounts
@@ -62,7 +67,7 @@ async function withDatabase<T>(fn: (ctx: Context) => Promise<T>): Promise<T> {
     const tokens = tokenService({ secret: env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret')), issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
     const acc = accounts({ db, clock, hasher: passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N }), tokens, bus })
     const keys = apiKeys({ db, clock, format: apiKeyFormat(env.KEYGATE_API_KEY_PREFIX), bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
-    return await fn({ db, env, accounts: acc, keys })
+    return await fn({ bus, db, env, accounts: acc, keys })
   } finally {
     await notify?.close()
     await db.close()
@@ -138,12 +143,27 @@ async function main(argv: string[]): Promise<void> {
     })
     return
   }
+  if (group === 'signing-keys' && (command === 'list' || command === 'rotate')) {
+    await withDatabase(async ({ db, env, bus }) => {
+      if (env.KEYGATE_SIGNING_KEY || env.KEYGATE_SIGNING_KEY_FILE) fail('the signing keys come from configuration (KEYGATE_SIGNING_KEY or KEYGATE_SIGNING_KEY_FILE): rotate them there', 1)
+      await signingKeyStore.ensure(db, env.KEYGATE_SIGNING_ALG)
+      if (command === 'rotate') {
+        const { values } = parseArgs({ args: rest, options: { force: { type: 'boolean' } }, strict: true })
+        const kid = await signingKeyStore.rotate(db, env.KEYGATE_SIGNING_ALG, new Date(), { leadSec: env.KEYGATE_SIGNING_KEY_LEAD_SEC, force: values.force })
+        await bus.publish({ kind: 'signing-keys' })
+        process.stdout.write(`rotated: ${kid} signs now; the previous key stays published for ${env.KEYGATE_IDENTITY_TTL + 60}s, a new next key is published\n`)
+      }
+      const keys = await signingKeyStore.published(db, new Date(), env.KEYGATE_IDENTITY_TTL + 60)
+      keys.forEach((k, i) => process.stdout.write(`${k.kid}  ${k.alg}  ${i === 0 ? 'current (signs)' : i === 1 ? 'next' : 'previous'}\n`))
+    })
+    return
+  }
   fail(USAGE)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof KeygateError && err.code === 'USER_EXISTS') fail('a user with this username or email already exists', 1)
-  if (err instanceof ConfigError) fail(err.message, 1)
+  if (err instanceof ConfigError || err instanceof RotationTooSoonError) fail(err.message, 1)
   if (err instanceof KeygateError) fail(`${err.code}: ${err.message}`, 1)
   fail(err instanceof Error ? err.message : String(err), 1)
 })

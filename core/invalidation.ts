@@ -7,6 +7,8 @@ export type Invalidation =
   | { kind: 'key'; keyHash: string }
   | { kind: 'session'; sessionId: string }
   | { kind: 'user'; userId: string }
+  /** The identity signing keys rotated: reload them. */
+  | { kind: 'signing-keys' }
 
 export interface InvalidationBus {
   /** Delivers to every subscriber; rejects when the message could not be published. */

@@ -13,7 +13,7 @@ import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter } from '
 import { systemClock, type Clock } from '../core/clock.ts'
 import { credentialCache } from '../core/credential-cache.ts'
 import { ConfigError } from '../core/errors.ts'
-import { identitySigner } from '../core/identity-signer.ts'
+import { identitySigner, type IdentitySigner } from '../core/identity-signer.ts'
 import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
 import { pgNotifyBus } from '../core/invalidation-pg.ts'
 import { keyStore, type KeyRecord } from '../core/key-store.ts'
@@ -26,7 +26,8 @@ import { invalidationChannel, openDatabase } from '../core/open-database.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
 import { sessionStore, type SessionRecord } from '../core/session-store.ts'
-import { generateSigningKeyPem, loadSigningKey } from '../core/signing-keys.ts'
+import { signingKeyStore, parseConfiguredKeys } from '../core/signing-key-store.ts'
+import type { SigningKey } from '../core/signing-keys.ts'
 import { tokenService } from '../core/tokens.ts'
 import { userStore } from '../core/user-store.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
@@ -93,9 +94,31 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     if (applied.length) logger.info('migrations applied', { migrations: applied })
 
     const jwtSecret = env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret'))
-    const signingKeyText = env.KEYGATE_SIGNING_KEY
-      ?? (env.KEYGATE_SIGNING_KEY_FILE ? readFileSync(env.KEYGATE_SIGNING_KEY_FILE, 'utf8') : await sharedSecret(db, 'identity_signing_key', () => generateSigningKeyPem('EdDSA')))
-    const signer = identitySigner({ keys: [loadSigningKey(signingKeyText)], issuer: env.KEYGATE_ISSUER, ttlSec: env.KEYGATE_IDENTITY_TTL, clock })
+    // Signing keys: from configuration (fixed), or generated and rotated in the database (reloaded on every
+    // rotation message, and every 30 s in case one was missed).
+    const configuredKeys = env.KEYGATE_SIGNING_KEY ?? (env.KEYGATE_SIGNING_KEY_FILE ? readFileSync(env.KEYGATE_SIGNING_KEY_FILE, 'utf8') : undefined)
+    const makeSigner = (keys: SigningKey[]) => identitySigner({ keys, issuer: env.KEYGATE_ISSUER, ttlSec: env.KEYGATE_IDENTITY_TTL, clock })
+    let signer: IdentitySigner
+    let reloadSigningKeys = async () => {}
+    if (configuredKeys) {
+      signer = makeSigner(parseConfiguredKeys(configuredKeys))
+    } else {
+      await signingKeyStore.ensure(db, env.KEYGATE_SIGNING_ALG)
+      const published = () => signingKeyStore.published(db, new Date(clock.now()), env.KEYGATE_IDENTITY_TTL + 60)
+      signer = makeSigner(await published())
+      let kids = signer.jwks().keys.map((k) => k.kid).join()
+      reloadSigningKeys = async () => {
+        const keys = await published()
+        const now = keys.map((k) => k.kid).join()
+        if (now === kids) return
+        kids = now
+        signer = makeSigner(keys)
+        logger.info('identity signing keys reloaded', { signing_kid: keys[0]!.kid, published: keys.length })
+      }
+      const timer = setInterval(() => { reloadSigningKeys().catch((err: unknown) => logger.warn('signing key reload failed', { error: String(err) })) }, 30_000)
+      timer.unref()
+      cleanups.unshift(async () => clearInterval(timer))
+    }
     const tokens = tokenService({ secret: jwtSecret, issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
     const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N })
     const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
@@ -126,6 +149,10 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     }
     bus.subscribe((m) => {
       metrics.invalidations.inc({ direction: 'received' })
+      if (m.kind === 'signing-keys') {
+        reloadSigningKeys().catch((err: unknown) => logger.warn('signing key reload failed', { error: String(err) }))
+        return
+      }
       keyCache.invalidate(m, cacheKeyOf)
       sessionCache.invalidate(m, cacheKeyOf)
     })
@@ -203,7 +230,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
         apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
         jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
       ],
-      stamper: identityStamper({ signer, clock }),
+      stamper: identityStamper({ signer: () => signer, clock }),
       dispatcher,
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
       metrics,

@@ -11,16 +11,22 @@ export interface IdentityStamper {
   stamp(principal: Principal, audience: string): string
 }
 
-export function identityStamper(deps: { signer: IdentitySigner; clock: Clock; max?: number }): IdentityStamper {
+/** @param deps.signer the current signer; when it changes (a key rotation), assertions are signed anew. */
+export function identityStamper(deps: { signer: () => IdentitySigner; clock: Clock; max?: number }): IdentityStamper {
   const cache = new LRUCache<string, { value: string; renewAt: number }>({ max: deps.max ?? 50_000 })
-  const halfLife = (deps.signer.ttlSec * 1000) / 2
+  let lastSigner: IdentitySigner | undefined
   return {
     stamp(principal, audience) {
+      const signer = deps.signer()
+      if (signer !== lastSigner) {
+        cache.clear()
+        lastSigner = signer
+      }
       const key = `${principal.credentialId}|${audience}`
       const now = deps.clock.now()
       const hit = cache.get(key)
       if (hit && hit.renewAt > now) return hit.value
-      const { value } = deps.signer.sign({
+      const { value } = signer.sign({
         aud: audience,
         sub: principal.userId,
         username: principal.username,
@@ -29,7 +35,7 @@ export function identityStamper(deps: { signer: IdentitySigner; clock: Clock; ma
         ...(principal.sessionId ? { sid: principal.sessionId } : {}),
         scopes: principal.scopes,
       })
-      cache.set(key, { value, renewAt: now + halfLife })
+      cache.set(key, { value, renewAt: now + (signer.ttlSec * 1000) / 2 })
       return value
     },
   }

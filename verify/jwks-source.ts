@@ -44,12 +44,13 @@ export class JwksUnavailableError extends Error {
 }
 
 /**
- * A remote JWKS: fetched on first use, refetched when an unknown `kid` arrives (at most once per
- * `cooldownMs`, so garbage `kid`s cannot make it hammer the gateway), and on failure the last good set
- * keeps serving.
+ * A remote JWKS: fetched on first use, refreshed in the background once older than `maxAgeMs` (300 s, the
+ * gateway's max-age), refetched when an unknown `kid` arrives (at most once per `cooldownMs`, so garbage
+ * `kid`s cannot make it hammer the gateway), and on failure the last good set keeps serving.
  */
-export function remoteKeySource(url: string, options: { cooldownMs?: number; timeoutMs?: number; now?: () => number } = {}): KeySource {
+export function remoteKeySource(url: string, options: { cooldownMs?: number; maxAgeMs?: number; timeoutMs?: number; now?: () => number } = {}): KeySource {
   const cooldown = options.cooldownMs ?? 10_000
+  const maxAge = options.maxAgeMs ?? 300_000
   const now = options.now ?? Date.now
   let map: Map<string, { jwk: PublicJwk; key: KeyObject }> | undefined
   let lastFetch = -Infinity
@@ -71,14 +72,24 @@ export function remoteKeySource(url: string, options: { cooldownMs?: number; tim
   return {
     async get(kid) {
       const hit = map?.get(kid)
-      if (hit) return hit
+      if (hit) {
+        // A set older than maxAge is refreshed in the background, so a key published ahead of a rotation is
+        // known before anything is signed with it.
+        if (!inflight && now() - lastFetch >= maxAge) inflight = refresh().catch(() => {}).finally(() => { inflight = undefined })
+        return hit
+      }
+      // A fetch under way answers this kid too.
+      if (inflight) {
+        await inflight
+        return map?.get(kid)
+      }
       // Within the cooldown nothing is fetched: an unknown kid is unknown, and with no set ever loaded the
       // gateway is unreachable (a burst of requests must not become a burst of fetches).
       if (now() - lastFetch < cooldown) {
         if (map) return undefined
-        if (!inflight) throw new JwksUnavailableError(url, new Error('the last fetch failed; retrying after the cooldown'))
+        throw new JwksUnavailableError(url, new Error('the last fetch failed; retrying after the cooldown'))
       }
-      inflight ??= refresh().finally(() => { inflight = undefined })
+      inflight = refresh().finally(() => { inflight = undefined })
       await inflight
       return map?.get(kid)
     },

@@ -136,3 +136,29 @@ t.test('an unreachable endpoint is JwksUnavailableError too', async (t) => {
   const source = remoteKeySource(`http://127.0.0.1:${port}/.well-known/jwks.json`, { timeoutMs: 2_000 })
   t.ok((await rejection(source.get(first.kid))) instanceof JwksUnavailableError)
 })
+
+t.test('a set older than maxAge is refreshed in the background, so a key published ahead is known before it signs', async (t) => {
+  const { state, url } = await jwksServer(t)
+  const clock = manualNow()
+  const source = remoteKeySource(url, { cooldownMs: 1_000, maxAgeMs: 60_000, now: clock.now })
+  t.equal((await source.get(first.kid))?.jwk.kid, first.kid)
+  state.keys = [first.publicJwk, second.publicJwk]
+  clock.advance(60_000)
+  t.equal((await source.get(first.kid))?.jwk.kid, first.kid, 'a known kid answers at once')
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(state.requests, 2, 'and starts one refresh behind it')
+  t.equal((await source.get(second.kid))?.jwk.kid, second.kid, 'the newly published key is known without a refetch on demand')
+  t.equal(state.requests, 2)
+})
+
+t.test('gets for an unknown kid during a refetch wait for it instead of failing', async (t) => {
+  const { state, url } = await jwksServer(t)
+  const clock = manualNow()
+  const source = remoteKeySource(url, { cooldownMs: 10_000, now: clock.now })
+  await source.get(first.kid)
+  state.keys = [first.publicJwk, second.publicJwk]
+  clock.advance(10_000)
+  const results = await Promise.all([source.get(second.kid), source.get(second.kid), source.get(second.kid)])
+  t.same(results.map((r) => r?.jwk.kid), [second.kid, second.kid, second.kid], 'all three find the new key')
+  t.equal(state.requests, 2, 'with one fetch between them')
+})
