@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 /**
@@ -19,6 +20,13 @@ export const ENV_SETTINGS = {
   DATABASE_STATEMENT_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).default(5000), doc: 'Statement timeout on the PostgreSQL server.' },
   REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(), doc: 'Redis URL. Used today for login attempt counters shared by every instance; unset: counters are in-process.' },
   KEYGATE_REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9:_-]*$/).default('keygate:'), doc: 'Prefix of every Redis key Keygate writes.' },
+  KEYGATE_TRUSTED_PROXIES: {
+    schema: z.string().default('').transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)).refine(
+      (list) => list.every((e) => { const [a, b] = e.split('/'); return isIP(a!) !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (isIP(a!) === 6 ? 128 : 32))) }),
+      'comma-separated IP addresses or CIDR ranges, such as 10.0.0.0/8,::1',
+    ),
+    doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced.',
+  },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
   KEYGATE_ISSUER: { schema: z.string().min(1).default('keygate'), doc: '`iss` of access tokens and identity assertions.' },
@@ -58,9 +66,12 @@ export type EnvConfig = Readonly<z.output<typeof envSchema>>
 
 const upstreamName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-", starting with a letter')
 
+const originUrl = z.string().regex(/^(https?:\/\/[^/\s]+\/?|internal:[a-z-]+)$/, 'an http(s) origin such as http://10.0.0.5:8080, or internal:<service>')
+const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+
 export const upstreamSchema = z.strictObject({
-  /** `http(s)://host:port`, or `internal:<name>` for a service Keygate starts in-process (admin API, demos). */
-  url: z.string().regex(/^(https?:\/\/[^/\s]+\/?|internal:[a-z-]+)$/, 'an http(s) origin such as http://10.0.0.5:8080, or internal:<service>'),
+  /** `http(s)://host:port` (or a list of them, used in turn), or `internal:<name>` for a service Keygate starts in-process. */
+  url: z.union([originUrl, z.array(originUrl).min(1)]),
 })
 
 export const routeSchema = z.strictObject({
@@ -68,16 +79,31 @@ export const routeSchema = z.strictObject({
   /** Path prefix, matched on whole segments (`/api/v1/documents` matches `/api/v1/documents/…`, not `/api/v1/documentsX`). */
   prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"'),
   methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).min(1).optional(),
+  /** Host header to match (without port, case-insensitive); `*.example.com` matches any subdomain. */
+  host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'a host name, or *.domain').transform((h) => h.toLowerCase()).optional(),
   upstream: upstreamName,
+  /** `aud` of the identity assertion; default: the upstream's name. */
+  audience: z.string().min(1).max(200).optional(),
+  /** Remove the prefix before forwarding (`/svc/a` → `/a`). */
+  strip_prefix: flag.default(false),
+  /** Replace the prefix by this path before forwarding (`/v1` with `/api/v2` → `/api/v2/…`). */
+  rewrite_prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"').optional(),
   /** public: no credential needed or read; optional: anonymous allowed, a bad credential is 401; required. */
   auth: z.enum(['public', 'optional', 'required']).default('required'),
   scopes: z.array(z.string().min(1)).default([]),
+  /** Until the upstream's response headers arrive. */
   timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(30_000),
+  /** Longest silence on either body (upload or download) before the exchange is cut. */
+  idle_timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(60_000),
+  /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
+  max_body_bytes: z.coerce.number().int().min(0).default(10 * 1024 * 1024),
+  /** Accept WebSocket upgrades on this route. */
+  websockets: flag.default(false),
   /** Also send x-user-id, x-username, x-auth-method, x-api-key-id (for legacy backends on a trusted network). */
-  plain_identity_headers: z.boolean().default(false),
+  plain_identity_headers: flag.default(false),
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
-  forward_authorization: z.boolean().default(false),
-})
+  forward_authorization: flag.default(false),
+}).refine((r) => !(r.strip_prefix && r.rewrite_prefix !== undefined), { message: 'strip_prefix and rewrite_prefix exclude each other', path: ['rewrite_prefix'] })
 
 export const fileSchema = z.strictObject({
   upstreams: z.record(upstreamName, upstreamSchema),

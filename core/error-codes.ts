@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
+  WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
   // --- upstreams and our own dependencies ----------------------------------------------------------
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },

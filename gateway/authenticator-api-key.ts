@@ -46,6 +46,7 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
           keyId: record.keyId,
           scopes: record.scopes.length ? record.scopes : ['*'],
           credentialId: `k:${record.keyId}`,
+          revocationKey: keyCacheKey(record.keyHash),
         },
       }
     },

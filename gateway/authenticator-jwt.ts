@@ -53,7 +53,7 @@ export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
       if (!session.userActive) return { ok: false, code: 'USER_INACTIVE' }
       return {
         ok: true,
-        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: `s:${sid}` },
+        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: `s:${sid}`, revocationKey: sessionCacheKey(sid) },
       }
     },
   }

@@ -11,6 +11,8 @@ export interface Principal {
   readonly scopes: readonly string[]
   /** Identifies the credential (not the secret) for caches of derived values, like the signed identity. */
   readonly credentialId: string
+  /** The cache key a revocation of this credential names (`k:<key hash>`, `s:<session id>`). */
+  readonly revocationKey: string
 }
 
 export type AuthDenialCode = Extract<ErrorCode, 'KEY_MALFORMED' | 'KEY_UNKNOWN' | 'KEY_REVOKED' | 'KEY_EXPIRED' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'USER_INACTIVE'>

@@ -36,8 +36,11 @@ import { remoteKeySource, type KeySource } from '../verify/index.ts'
 import { apiKeyAuthenticator, keyCacheKey } from './authenticator-api-key.ts'
 import { jwtAuthenticator, sessionCacheKey } from './authenticator-jwt.ts'
 import { createPipeline } from './pipeline.ts'
-import { createRouter, type Route } from './router.ts'
+import { createRouter, resolveRoutes } from './router.ts'
 import { createGatewayServer } from './server.ts'
+import { forwardedPolicy } from './forwarded-headers.ts'
+import { streamRegistry } from './stream-registry.ts'
+import { createUpgradeHandler } from './upgrade.ts'
 import { identityStamper } from './stage-sign-identity.ts'
 
 /** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
@@ -180,7 +183,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     // Services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs.
     const internal = new Map<string, string>()
     const internalServers: Server[] = []
-    const wanted = new Set(Object.values(config.file.upstreams).map((u) => u.url).filter((u) => u.startsWith('internal:')).map((u) => u.slice('internal:'.length)))
+    const wanted = new Set(Object.values(config.file.upstreams).flatMap((u) => ([] as string[]).concat(u.url)).filter((u) => u.startsWith('internal:')).map((u) => u.slice('internal:'.length)))
     const startInternal = async (name: string, server: Server) => {
       internalServers.push(server)
       internal.set(name, `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`)
@@ -204,15 +207,10 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     }
     cleanups.unshift(async () => { await Promise.all(internalServers.map((s) => closeServer(s, 1000))) })
 
-    const problems: string[] = []
-    const routes: Route[] = config.file.routes.map((r, i) => {
-      const url = config.file.upstreams[r.upstream]!.url
-      const origin = url.startsWith('internal:') ? internal.get(url.slice('internal:'.length)) : url.replace(/\/$/, '')
-      if (!origin) problems.push(`${config.filePath} routes[${i}]: upstream "${r.upstream}" is ${url}, which is not running (unknown service, or KEYGATE_DEMOS=false)`)
-      return { ...r, origin: origin ?? '' }
-    })
-    if (problems.length) throw new ConfigError(problems)
-    const router = createRouter(routes)
+    const resolved = resolveRoutes(config.file, config.filePath, internal)
+    if (!resolved.routes) throw new ConfigError(resolved.problems)
+    const routes = resolved.routes
+    let router = createRouter(routes)
 
     const sweeper = keyExpirySweeper({ db, clock, bus, onError: (err) => logger.warn('key expiry sweep failed', { error: String((err as Error)?.message ?? err) }) })
     sweeper.start()
@@ -224,20 +222,29 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     cleanups.unshift(() => dispatcher.close())
 
     let draining = false
-    const handle = createPipeline({
+    const authenticators = [
+      apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
+      jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
+    ]
+    const streams = streamRegistry({
+      stillValid: async (credential) => (await authenticators.find((a) => a.accepts(credential))?.authenticate(credential))?.ok === true,
+      onClosed: ({ reason }) => metrics.streamsClosed.inc({ reason }),
+    })
+    bus.subscribe((m) => { void streams.revoked(m) })
+    const shared = {
       router: () => router,
-      authenticators: [
-        apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
-        jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
-      ],
+      authenticators,
       stamper: identityStamper({ signer: () => signer, clock }),
-      dispatcher,
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
+      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES),
+      streams,
       metrics,
       logger,
-    })
+    }
+    const handle = createPipeline({ ...shared, dispatcher })
     const server = createGatewayServer({
       handle,
+      upgrade: createUpgradeHandler(shared),
       jwks: () => signer.jwks(),
       ready: async () => !draining && (await migrationsApplied(db)),
     })

@@ -6,18 +6,21 @@ import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import type { Authenticator, Principal } from './authenticator.ts'
+import type { ForwardedPolicy } from './forwarded-headers.ts'
 import { sendProblem } from './problem.ts'
-import type { Router } from './router.ts'
+import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
+import { limitBody } from './stage-body-limit.ts'
 import { extractCredential } from './stage-credential.ts'
 import { forward } from './stage-forward.ts'
 import { normalizePath } from './stage-path.ts'
 import { sanitizeRequestHeaders } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
+import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   path → credential → route → authenticate → sanitize headers → sign identity → forward.
+ *   path → credential → route → authenticate → body limit → sanitize headers → sign identity → forward.
  * Each stage is its own module; this file only wires them and turns denials into responses.
  */
 export interface PipelineDeps {
@@ -27,36 +30,46 @@ export interface PipelineDeps {
   stamper: IdentityStamper
   dispatcher: Dispatcher
   identityHeader: string
+  forwarded: ForwardedPolicy
+  /** Open exchanges by credential, so a revocation can cut them. */
+  streams: StreamRegistry
   metrics: Metrics
   logger: Logger
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** Reads the request id the client sent (when well formed) or makes one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const inbound = req.headers['x-request-id']
+  return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
+}
+
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger } = deps
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
-    const inbound = req.headers['x-request-id']
-    const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
+    const requestId = requestIdOf(req)
     res.setHeader('x-request-id', requestId)
     const method = req.method ?? 'GET'
     let routeName = 'none'
     let principal: Principal | null = null
     let upstreamMs: number | undefined
     let failure: ErrorCode | undefined
+    let untrack: (() => void) | undefined
 
-    const deny = (code: ErrorCode) => {
+    const deny = (code: ErrorCode, headers?: Record<string, string>) => {
       failure = code
-      sendProblem(res, code, { instance: requestId })
+      sendProblem(res, code, { instance: requestId, headers })
     }
 
     try {
       const path = normalizePath(req.url)
       if (!path.ok) return deny(path.code)
       const credential = extractCredential(req)
-      const route = deps.router().match(path.path, method)
+      const router = deps.router()
+      const route = router.match(path.path, method, req.headers.host)
       if (!route) return deny('ROUTE_NOT_FOUND')
       routeName = route.name
 
@@ -67,28 +80,47 @@ export function createPipeline(deps: PipelineDeps) {
       }
       principal = auth.principal
 
+      const body = limitBody(req, route.max_body_bytes)
+      // The rest of an oversized body is not read: the connection closes after the answer.
+      if (!body.ok) return deny(body.code, { connection: 'close' })
+      req.socket.setTimeout(route.idle_timeout_ms)
+
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
-      headers.push('x-request-id', requestId, 'x-forwarded-for', req.socket.remoteAddress ?? '', 'x-forwarded-proto', 'http')
-      if (req.headers.host) headers.push('x-forwarded-host', req.headers.host)
+      headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
       if (principal) {
-        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.upstream))
+        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience))
         if (route.plain_identity_headers) {
           headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
           if (principal.keyId) headers.push('x-api-key-id', principal.keyId)
         }
       }
+      // A revocation cuts what is streaming under the credential: the upload while it flows, the response once
+      // it flows. Not the wait in between, which is where the admin call that revoked it sits.
+      const p = principal
+      const track = p && credential.kind === 'bearer' ? () => deps.streams.track(p, credential.value, () => res.destroy()) : () => undefined
+      if (body.body) {
+        const untrackUpload = track()
+        if (untrackUpload) {
+          untrack = untrackUpload
+          req.once('end', untrackUpload)
+        }
+      }
       metrics.gatewayDuration.observe({ route: routeName }, (performance.now() - started) / 1000)
 
-      const outcome = await forward(deps.dispatcher, req, res, {
-        origin: route.origin,
-        path: path.path + path.search,
+      const outcome = await forward(deps.dispatcher, res, {
+        origin: router.origin(route),
+        path: upstreamPath(route, path.path) + path.search,
         method,
         headers,
+        body: body.body,
         timeoutMs: route.timeout_ms,
+        idleTimeoutMs: route.idle_timeout_ms,
+        onResponse: track,
       })
       upstreamMs = outcome.upstreamMs
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
       if (!outcome.ok) {
+        if (body.exceeded()) return deny('BODY_TOO_LARGE', { connection: 'close' })
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
         if (outcome.code !== 'ABORTED') deny(outcome.code)
       }
@@ -97,6 +129,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (code === 'INTERNAL') logger.error('request failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
       deny(code)
     } finally {
+      untrack?.()
       const status = res.headersSent ? res.statusCode : 0
       metrics.requests.inc({ route: routeName, method, status_class: `${Math.floor(status / 100)}xx`, auth: principal?.auth ?? 'none' })
       logger.info('request', {

@@ -1,33 +1,92 @@
-import type { RouteConfig } from '../config/schema.ts'
+import { routeSchema, type FileConfig, type RouteConfig } from '../config/schema.ts'
 
-/** A route with its upstream resolved to an origin. */
+/** A route ready to serve: its upstream resolved to origins, its audience decided. */
 export interface Route extends RouteConfig {
-  readonly origin: string
+  readonly origins: readonly string[]
+  readonly audience: string
 }
 
 export interface Router {
-  /** The route for a normalised path and method: the longest prefix that matches on whole segments. */
-  match(path: string, method: string): Route | undefined
+  /**
+   * The route for a normalised path, method and Host header: the longest prefix that matches on whole
+   * segments; among equal prefixes, one with a matching `host` before one without.
+   */
+  match(path: string, method: string, host?: string): Route | undefined
+  /** The next origin of the route, in turn. */
+  origin(route: Route): string
   readonly routes: readonly Route[]
+}
+
+function trimSlash(prefix: string): string {
+  return prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
 }
 
 function matchesPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true
-  const p = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  const p = trimSlash(prefix)
   return path === p || (path.startsWith(p) && path[p.length] === '/')
 }
 
+function matchesHost(pattern: string | undefined, hostHeader: string | undefined): boolean {
+  if (pattern === undefined) return true
+  if (!hostHeader) return false
+  const host = hostHeader.replace(/:\d+$/, '').toLowerCase()
+  return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern
+}
+
+/** The path the upstream receives: the prefix stripped or rewritten when the route says so. */
+export function upstreamPath(route: RouteConfig, path: string): string {
+  if (!route.strip_prefix && route.rewrite_prefix === undefined) return path
+  const prefix = trimSlash(route.prefix)
+  const rest = prefix === '/' ? path : path.slice(prefix.length)
+  const base = route.strip_prefix ? '' : trimSlash(route.rewrite_prefix!)
+  const joined = (base === '/' ? '' : base) + rest
+  return joined.startsWith('/') ? joined : `/${joined}`
+}
+
 export function createRouter(routes: readonly Route[]): Router {
-  const ordered = [...routes].sort((a, b) => b.prefix.length - a.prefix.length)
+  const ordered = [...routes].sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined))
+  const turn = new Map<string, number>()
   return {
     routes: ordered,
-    match(path, method) {
+    match(path, method, host) {
       for (const r of ordered) {
         if (!matchesPrefix(path, r.prefix)) continue
         if (r.methods && !r.methods.includes(method as never)) continue
+        if (!matchesHost(r.host, host)) continue
         return r
       }
       return undefined
     },
+    origin(route) {
+      if (route.origins.length === 1) return route.origins[0]!
+      const i = turn.get(route.name) ?? 0
+      turn.set(route.name, (i + 1) % route.origins.length)
+      return route.origins[i % route.origins.length]!
+    },
   }
+}
+
+/**
+ * Resolves the file's routes: upstream names to origins (`internal:<name>` through `internal`), the audience
+ * to the upstream name unless set. Returns the problems instead when an upstream cannot be resolved.
+ */
+export function resolveRoutes(file: FileConfig, filePath: string, internal: ReadonlyMap<string, string>): { routes?: Route[]; problems: string[] } {
+  const problems: string[] = []
+  const routes = file.routes.map((r, i) => {
+    const urls = ([] as string[]).concat(file.upstreams[r.upstream]!.url)
+    const origins = urls.map((url) => {
+      const origin = url.startsWith('internal:') ? internal.get(url.slice('internal:'.length)) : url.replace(/\/$/, '')
+      if (!origin) problems.push(`${filePath} routes[${i}]: upstream "${r.upstream}" is ${url}, which is not running (unknown service, or KEYGATE_DEMOS=false)`)
+      return origin ?? ''
+    })
+    return { ...r, origins, audience: r.audience ?? r.upstream }
+  })
+  return problems.length ? { problems } : { routes, problems }
+}
+
+/** A route from partial settings, with the file's defaults (tests and tools). */
+export function routeWithDefaults(r: Partial<RouteConfig> & Pick<RouteConfig, 'name' | 'prefix' | 'upstream'>, origins: string[] = ['http://127.0.0.1:1']): Route {
+  const parsed = routeSchema.parse(r)
+  return { ...parsed, origins, audience: parsed.audience ?? parsed.upstream }
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { sendProblem } from './problem.ts'
 
 /**
@@ -7,6 +8,7 @@ import { sendProblem } from './problem.ts'
  */
 export interface GatewayServerDeps {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>
   jwks(): unknown
   /** Resolves true when the gateway can serve (database reachable, migrations applied, not draining). */
   ready(): Promise<boolean>
@@ -34,5 +36,6 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
     }
     void deps.handle(req, res)
   })
+  server.on('upgrade', (req, socket, head) => { void deps.upgrade(req, socket, head) })
   return server
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Dispatcher } from 'undici'
 import type { ErrorCode } from '../core/error-codes.ts'
@@ -14,7 +14,13 @@ export interface ForwardRequest {
   path: string
   method: string
   headers: string[]
+  body: import('node:stream').Readable | null
+  /** Until the response headers arrive. */
   timeoutMs: number
+  /** Longest silence while the response body streams. */
+  idleTimeoutMs: number
+  /** Called when the response starts streaming to the client; its return runs when the stream ends. */
+  onResponse?: () => (() => void) | undefined
 }
 
 export type ForwardOutcome =
@@ -25,11 +31,7 @@ export type ForwardOutcome =
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
-}
-
-export async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, f: ForwardRequest): Promise<ForwardOutcome> {
+export async function forward(dispatcher: Dispatcher, res: ServerResponse, f: ForwardRequest): Promise<ForwardOutcome> {
   const started = performance.now()
   const abort = new AbortController()
   const onClose = () => { if (!res.writableFinished) abort.abort() }
@@ -41,9 +43,9 @@ export async function forward(dispatcher: Dispatcher, req: IncomingMessage, res:
       path: f.path,
       method: f.method as Dispatcher.HttpMethod,
       headers: f.headers,
-      body: hasBody(req) ? req : null,
+      body: f.body,
       headersTimeout: f.timeoutMs,
-      bodyTimeout: f.timeoutMs,
+      bodyTimeout: f.idleTimeoutMs,
       signal: abort.signal,
     })
   } catch (err) {
@@ -57,14 +59,17 @@ export async function forward(dispatcher: Dispatcher, req: IncomingMessage, res:
   res.writeHead(upstream.statusCode, sanitizeResponseHeaders(upstream.headers))
   // Server-sent events must reach the client as they are written.
   if (String(upstream.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders()
+  const ended = f.onResponse?.()
   try {
     await pipeline(upstream.body, res)
   } catch {
+    ended?.()
     res.off('close', onClose)
     upstream.body.destroy()
     if (!res.destroyed) res.destroy()
     return { ok: false, code: 'ABORTED', upstreamMs }
   }
+  ended?.()
   res.off('close', onClose)
   return { ok: true, status: upstream.statusCode, upstreamMs }
 }

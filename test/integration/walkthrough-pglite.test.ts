@@ -4,7 +4,8 @@ import { assertNoSecretLogged, walkthrough } from '../helpers/walkthrough.ts'
 
 t.test('the walkthrough works on the embedded database, and its data survives a restart', async (t) => {
   const first = await keygateOnPglite()
-  t.teardown(() => first.removeData())
+  // close() is idempotent: this also stops the instance when an assertion above the restart throws.
+  t.teardown(async () => { await first.close(); first.removeData() })
   const secrets = await walkthrough(t, first.url)
   assertNoSecretLogged(t, first.logs, secrets)
   const [, , refresh] = secrets

@@ -1,12 +1,9 @@
 import t from 'tap'
 import type { RouteConfig } from '../../../config/schema.ts'
-import { createRouter, type Route } from '../../../gateway/router.ts'
+import { createRouter, routeWithDefaults, type Route } from '../../../gateway/router.ts'
 
 function route(name: string, prefix: string, extra: Partial<RouteConfig> = {}): Route {
-  return {
-    name, prefix, upstream: 'up', auth: 'required', scopes: [], timeout_ms: 30_000,
-    plain_identity_headers: false, forward_authorization: false, origin: 'http://127.0.0.1:1', ...extra,
-  }
+  return routeWithDefaults({ name, prefix, upstream: 'up', ...extra })
 }
 
 const router = createRouter([

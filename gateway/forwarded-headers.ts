@@ -1,0 +1,40 @@
+import type { IncomingMessage } from 'node:http'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
+
+/**
+ * `x-forwarded-for/-proto/-host` for the upstream. What a client says about itself is believed only when the
+ * connection comes from a configured proxy range (a load balancer in front of Keygate); from anyone else the
+ * gateway states what it saw.
+ */
+export interface ForwardedPolicy {
+  headers(req: IncomingMessage): string[]
+}
+
+/** @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients. */
+export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
+  const list = new BlockList()
+  for (const entry of trusted) {
+    const [address, bits] = entry.split('/') as [string, string | undefined]
+    const type = isIPv6(address) ? 'ipv6' : 'ipv4'
+    if (bits === undefined) list.addAddress(address, type)
+    else list.addSubnet(address, Number(bits), type)
+  }
+  const isTrusted = (address: string) => {
+    const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address
+    return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4')
+  }
+  const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v)
+  return {
+    headers(req) {
+      const remote = req.socket.remoteAddress ?? ''
+      const trustedPeer = trusted.length > 0 && remote !== '' && isTrusted(remote)
+      const tls = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+      const priorFor = trustedPeer ? one(req.headers['x-forwarded-for']) : undefined
+      const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
+      const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
+      const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto]
+      if (host) out.push('x-forwarded-host', host)
+      return out
+    },
+  }
+}

@@ -1,0 +1,102 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import httpProxy from 'http-proxy'
+import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
+import { KeygateError } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
+import type { Metrics } from '../core/metrics.ts'
+import { problemBody, problemHeaders } from '../core/problem.ts'
+import type { Authenticator } from './authenticator.ts'
+import type { ForwardedPolicy } from './forwarded-headers.ts'
+import { requestIdOf } from './pipeline.ts'
+import { upstreamPath, type Router } from './router.ts'
+import { authenticateForRoute } from './stage-authenticate.ts'
+import { extractCredential } from './stage-credential.ts'
+import { normalizePath } from './stage-path.ts'
+import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import type { IdentityStamper } from './stage-sign-identity.ts'
+import type { StreamRegistry } from './stream-registry.ts'
+
+/**
+ * WebSocket upgrades: the same stages as the HTTP pipeline (path, credential, route, authenticate, sanitize,
+ * sign) decide at the handshake; then http-proxy carries the connection. A denied handshake gets the usual
+ * problem+json answer and the socket closes; an upstream that refuses the upgrade has its answer relayed and
+ * the socket closes: there is never a raw tunnel that skipped authentication.
+ */
+export interface UpgradeDeps {
+  router: () => Router
+  authenticators: readonly Authenticator[]
+  stamper: IdentityStamper
+  identityHeader: string
+  forwarded: ForwardedPolicy
+  streams: StreamRegistry
+  metrics: Metrics
+  logger: Logger
+}
+
+/** A WebSocket close frame (server to client, unmasked) with its status code. */
+export function closeFrame(code: number): Buffer {
+  return Buffer.from([0x88, 0x02, code >> 8, code & 0xff])
+}
+
+function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
+  const spec = ERROR_CODES[code]
+  const body = JSON.stringify(problemBody(code, { instance: requestId }))
+  const headers = { 'content-type': 'application/problem+json', 'content-length': String(Buffer.byteLength(body)), 'x-request-id': requestId, connection: 'close', ...problemHeaders(code) }
+  socket.end(`HTTP/1.1 ${spec.status} ${spec.title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`)
+}
+
+export function createUpgradeHandler(deps: UpgradeDeps) {
+  const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, changeOrigin: false, proxyTimeout: 30_000 })
+  proxy.on('error', (_err, req, target) => {
+    const socket = target as Duplex & { bytesWritten?: number }
+    // Nothing sent to the client yet: it gets a proper 502; otherwise the connection is simply cut.
+    if (socket.writable && socket.bytesWritten === 0) refuse(socket, 'UPSTREAM_UNAVAILABLE', String(req.headers['x-request-id'] ?? ''))
+    else socket.destroy()
+  })
+
+  return async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const requestId = requestIdOf(req)
+    socket.on('error', () => socket.destroy())
+    try {
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(socket, 'WEBSOCKET_NOT_ALLOWED', requestId)
+      const path = normalizePath(req.url)
+      if (!path.ok) return refuse(socket, path.code, requestId)
+      const credential = extractCredential(req)
+      const router = deps.router()
+      const route = router.match(path.path, 'GET', req.headers.host)
+      if (!route) return refuse(socket, 'ROUTE_NOT_FOUND', requestId)
+      if (!route.websockets) return refuse(socket, 'WEBSOCKET_NOT_ALLOWED', requestId)
+      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      if (!auth.ok) {
+        deps.metrics.authFailures.inc({ code: auth.code })
+        return refuse(socket, auth.code, requestId)
+      }
+      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
+      const principal = auth.principal
+      if (principal) {
+        flat.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience))
+        if (route.plain_identity_headers) flat.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+      }
+      const headers: Record<string, string> = {}
+      for (let i = 0; i < flat.length; i += 2) headers[flat[i]!] = headers[flat[i]!] === undefined ? flat[i + 1]! : `${headers[flat[i]!]}, ${flat[i + 1]}`
+      req.headers = headers
+      req.url = upstreamPath(route, path.path) + path.search
+      deps.metrics.requests.inc({ route: route.name, method: 'GET', status_class: '1xx', auth: principal?.auth ?? 'none' })
+      if (principal && credential.kind === 'bearer') {
+        const untrack = deps.streams.track(principal, credential.value, () => {
+          // 1008: policy violation — the credential that opened this connection was revoked.
+          socket.end(closeFrame(1008))
+          setTimeout(() => socket.destroy(), 1000).unref()
+        })
+        socket.once('close', untrack)
+      }
+      proxy.ws(req, socket, head, { target: router.origin(route) })
+    } catch (err) {
+      const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
+      if (code === 'INTERNAL') deps.logger.error('upgrade failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
+      refuse(socket, code, requestId)
+    }
+  }
+}
