@@ -74,6 +74,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig 
   if ((env.KEYGATE_BOOTSTRAP_USERNAME === undefined) !== (env.KEYGATE_BOOTSTRAP_PASSWORD === undefined)) {
     problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD go together')
   }
+  if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
+    problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')
+  }
   const filePath = e?.KEYGATE_CONFIG ?? env.KEYGATE_CONFIG ?? 'config/keygate.yaml'
   let file: FileConfig | undefined
   let text: string | undefined

@@ -29,6 +29,7 @@ export const ENV_SETTINGS = {
   },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
+  KEYGATE_CONFIG_WATCH: { schema: bool.default(true), doc: 'Reload the route file when it changes (SIGHUP always reloads).' },
   KEYGATE_ISSUER: { schema: z.string().min(1).default('keygate'), doc: '`iss` of access tokens and identity assertions.' },
   KEYGATE_JWT_SECRET: { schema: z.string().min(32).optional(), doc: 'HS256 secret of access tokens (≥ 32 bytes). Unset: generated once and shared through the database.' },
   KEYGATE_SIGNING_KEY: { schema: z.string().min(1).optional(), doc: 'Identity signing private keys (PEM blocks, a JWK or a JWK set; Ed25519 or P-256): the first signs, all are published. Unset: KEYGATE_SIGNING_KEY_FILE, else generated and rotated in the database.' },
@@ -52,6 +53,7 @@ export const ENV_SETTINGS = {
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
   KEYGATE_CACHE_TTL_MS: { schema: z.coerce.number().int().min(0).default(60000), doc: 'Lifetime of a cached credential.' },
   KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },
+  KEYGATE_WORKERS: { schema: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1), doc: 'Gateway processes (Node cluster) sharing PORT; `auto`: one per core. More than 1 needs DATABASE_URL.' },
   KEYGATE_SHUTDOWN_GRACE_MS: { schema: z.coerce.number().int().min(0).default(10000), doc: 'On SIGTERM, how long in-flight requests may finish.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'Log level of the JSON logs on stdout.' },
 } as const

@@ -1,18 +1,22 @@
-import { readFileSync } from 'node:fs'
+import cluster from 'node:cluster'
+import { readFileSync, watch } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { basename, dirname } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
+import { AggregatorRegistry } from 'prom-client'
 import { Agent } from 'undici'
 import { createAdminApp } from '../admin-api/app.ts'
-import { loadConfig } from '../config/load.ts'
+import { loadConfig, parseFileConfig, type KeygateConfig } from '../config/load.ts'
 import { accounts as makeAccounts } from '../core/accounts.ts'
 import { apiKeyFormat } from '../core/api-key-format.ts'
 import { apiKeys as makeApiKeys } from '../core/api-keys.ts'
 import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter } from '../core/attempt-limiter.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import { credentialCache } from '../core/credential-cache.ts'
-import { ConfigError } from '../core/errors.ts'
+import { ConfigError, KeygateError } from '../core/errors.ts'
 import { identitySigner, type IdentitySigner } from '../core/identity-signer.ts'
 import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
 import { pgNotifyBus } from '../core/invalidation-pg.ts'
@@ -37,6 +41,7 @@ import { apiKeyAuthenticator, keyCacheKey } from './authenticator-api-key.ts'
 import { jwtAuthenticator, sessionCacheKey } from './authenticator-jwt.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
+import { runPrimary } from './cluster-primary.ts'
 import { createGatewayServer } from './server.ts'
 import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
@@ -49,7 +54,9 @@ export interface RunningKeygate {
   readonly port: number
   readonly metricsPort: number
   readonly logger: Logger
-  /** Drains: readiness fails, the listener closes, in-flight requests finish (up to the grace period). */
+  /** Reloads the route file; false (old routes kept, problems logged) when it is invalid. */
+  reload(): boolean
+  /** Drains: readiness fails, the listener closes, WebSockets get 1001, in-flight requests finish (up to the grace period). */
   close(): Promise<void>
 }
 
@@ -163,8 +170,13 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
     const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
     if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
-      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
-      logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
+      try {
+        await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
+        logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
+      } catch (err) {
+        // Another instance starting at the same moment created it first.
+        if (!(err instanceof KeygateError && err.code === 'USER_EXISTS')) throw err
+      }
     }
     if (!(await userStore.list(db, 1, 0)).length) {
       logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME` while the gateway is stopped')
@@ -242,15 +254,22 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       logger,
     }
     const handle = createPipeline({ ...shared, dispatcher })
+    const upgrades = createUpgradeHandler(shared)
     const server = createGatewayServer({
       handle,
-      upgrade: createUpgradeHandler(shared),
+      upgrade: upgrades.handle,
       jwks: () => signer.jwks(),
       ready: async () => !draining && (await migrationsApplied(db)),
     })
     const port = await listen(server, env.PORT, env.HOST)
     jwksUrl = `http://${env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST}:${port}/.well-known/jwks.json`
 
+    // A cluster worker leaves /metrics to the primary, which sums every worker's registry.
+    if (rawEnv.KEYGATE_CLUSTER_WORKER === '1') {
+      // Constructing one installs the worker's answer to the primary's metrics requests.
+      new AggregatorRegistry()
+      AggregatorRegistry.setRegistries([metrics.registry])
+    }
     const metricsServer = createServer((req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end()
       metrics.registry.metrics().then((text) => {
@@ -258,8 +277,39 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
         res.end(text)
       }, () => res.writeHead(500).end())
     })
-    const metricsPort = await listen(metricsServer, env.METRICS_PORT, env.METRICS_HOST)
+    const metricsPort = rawEnv.KEYGATE_CLUSTER_WORKER === '1' ? env.METRICS_PORT : await listen(metricsServer, env.METRICS_PORT, env.METRICS_HOST)
     cleanups.unshift(() => closeServer(metricsServer, 1000))
+
+    // Routes reload on SIGHUP (see the entry point) and when the file changes; a bad file keeps the old routes.
+    const reload = (trigger: string): boolean => {
+      let text: string
+      try {
+        text = readFileSync(config.filePath, 'utf8')
+      } catch (err) {
+        logger.error('route reload failed; the previous routes keep serving', { trigger, problems: [`${config.filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`] })
+        return false
+      }
+      const parsed = parseFileConfig(text, config.filePath, rawEnv)
+      const next = parsed.config ? resolveRoutes(parsed.config, config.filePath, internal) : { problems: parsed.problems }
+      if (!next.routes) {
+        logger.error('route reload failed; the previous routes keep serving', { trigger, problems: next.problems })
+        return false
+      }
+      router = createRouter(next.routes)
+      logger.info('routes reloaded', { trigger, routes: next.routes.length })
+      return true
+    }
+    if (env.KEYGATE_CONFIG_WATCH) {
+      // Editors replace files rather than write them in place: watch the directory, debounce, then reload.
+      const file = basename(config.filePath)
+      let debounce: NodeJS.Timeout | undefined
+      const watcher = watch(dirname(config.filePath), (_event, name) => {
+        if (name !== file) return
+        clearTimeout(debounce)
+        debounce = setTimeout(() => reload('file change'), 100)
+      })
+      cleanups.unshift(async () => { clearTimeout(debounce); watcher.close() })
+    }
 
     const url = `http://127.0.0.1:${port}`
     logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
@@ -269,9 +319,12 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       port,
       metricsPort,
       logger,
+      reload: () => reload('signal'),
       close() {
         closing ??= (async () => {
           draining = true
+          // WebSockets have no natural end: they are told the server is going away (1001) at once.
+          upgrades.closeAll(1001)
           await closeServer(server, env.KEYGATE_SHUTDOWN_GRACE_MS)
           for (const c of cleanups) await c().catch(() => {})
         })()
@@ -284,19 +337,30 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
   }
 }
 
+function fatal(err: unknown): never {
+  process.stderr.write(`keygate: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  startKeygate().then(
-    (keygate) => {
+  let config: KeygateConfig | undefined
+  try {
+    config = loadConfig(withoutEmpty(process.env))
+  } catch (err) {
+    fatal(err)
+  }
+  const workers = config.env.KEYGATE_WORKERS === 'auto' ? availableParallelism() : config.env.KEYGATE_WORKERS
+  if (workers > 1 && cluster.isPrimary) {
+    runPrimary(config, workers, jsonLogger({ level: config.env.LOG_LEVEL, base: { service: 'keygate', role: 'primary' } }))
+  } else {
+    startKeygate().then((keygate) => {
+      process.on('SIGHUP', () => keygate.reload())
       const stop = (signal: string) => {
         keygate.logger.info('shutting down', { signal })
         keygate.close().then(() => process.exit(0), () => process.exit(1))
       }
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
-    },
-    (err: unknown) => {
-      process.stderr.write(`keygate: ${err instanceof Error ? err.message : String(err)}\n`)
-      process.exit(1)
-    },
-  )
+    }, fatal)
+  }
 }

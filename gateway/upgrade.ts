@@ -55,9 +55,13 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     else socket.destroy()
   })
 
-  return async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const open = new Set<Duplex>()
+
+  async function handle(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = requestIdOf(req)
     socket.on('error', () => socket.destroy())
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
     try {
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(socket, 'WEBSOCKET_NOT_ALLOWED', requestId)
       const path = normalizePath(req.url)
@@ -98,5 +102,16 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if (code === 'INTERNAL') deps.logger.error('upgrade failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
       refuse(socket, code, requestId)
     }
+  }
+
+  return {
+    handle,
+    /** Sends every open WebSocket a close frame with `code` (1001: going away) and ends it. */
+    closeAll(code: number) {
+      for (const socket of open) {
+        socket.end(closeFrame(code))
+        setTimeout(() => socket.destroy(), 1000).unref()
+      }
+    },
   }
 }

@@ -1,0 +1,224 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, request } from 'node:http'
+import { connect } from 'node:net'
+import { Readable } from 'node:stream'
+import t from 'tap'
+import WebSocket, { WebSocketServer } from 'ws'
+import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { close, echoServer, listen, routeFile } from '../helpers/upstreams.ts'
+
+/** A WebSocket whose messages queue up until read, so none is lost between `open` and the first read. */
+type Socket = WebSocket & { next(): Promise<string> }
+
+function queued(ws: WebSocket): Socket {
+  const messages: string[] = []
+  const waiting: Array<(m: string) => void> = []
+  ws.on('message', (m) => {
+    const text = String(m)
+    const w = waiting.shift()
+    if (w) w(text)
+    else messages.push(text)
+  })
+  return Object.assign(ws, { next: () => (messages.length ? Promise.resolve(messages.shift()!) : new Promise<string>((r) => waiting.push(r))) })
+}
+
+/** Opens a WebSocket through the gateway; resolves once open, or with the HTTP status that refused it. */
+function openSocket(url: string, token?: string): Promise<{ ws?: Socket; status?: number; body?: string }> {
+  return new Promise((resolve) => {
+    const ws = queued(new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }))
+    ws.once('open', () => resolve({ ws }))
+    ws.once('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    })
+    ws.once('error', () => resolve({}))
+  })
+}
+
+const closed = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+
+t.test('streaming through the gateway', async (t) => {
+  // A WebSocket upstream that greets with the identity it was given, then echoes.
+  const wsUpstream = createServer((_req, res) => res.writeHead(404).end())
+  const wss = new WebSocketServer({ server: wsUpstream })
+  wss.on('connection', (socket, req) => {
+    socket.send(JSON.stringify({ identity: req.headers['x-keygate-identity'] ?? null, authorization: req.headers.authorization ?? null, url: req.url }))
+    socket.on('message', (m) => socket.send(`echo:${m}`))
+  })
+  // An upstream that refuses every upgrade with a plain 403.
+  const refusing = createServer((_req, res) => res.writeHead(403).end('no'))
+  refusing.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno'))
+  // An SSE upstream that writes an event every 100 ms for 10 s.
+  const sse = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    let n = 0
+    const timer = setInterval(() => {
+      res.write(`data: ${n++}\n\n`)
+      if (n === 100) { clearInterval(timer); res.end() }
+    }, 100)
+    res.on('close', () => clearInterval(timer))
+  })
+  const echo = await echoServer()
+  const [wsOrigin, refusingOrigin, sseOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse)])
+  const config = routeFile(`
+upstreams:
+  admin: { url: "internal:admin" }
+  documents: { url: "internal:demo-documents" }
+  conversations: { url: "internal:demo-conversations" }
+  ws: { url: "${wsOrigin}" }
+  refusing: { url: "${refusingOrigin}" }
+  sse: { url: "${sseOrigin}" }
+  echo: { url: "${echo.origin}" }
+routes:
+  - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }
+  - { name: auth, prefix: /api/v1/auth, upstream: admin }
+  - { name: documents, prefix: /api/v1/documents, upstream: documents, max_body_bytes: 8000000 }
+  - { name: small, prefix: /small, upstream: documents, rewrite_prefix: /api/v1/documents, max_body_bytes: 1000000 }
+  - { name: conversations, prefix: /api/v1/conversations, upstream: conversations }
+  - { name: ws, prefix: /ws, upstream: ws, websockets: true, strip_prefix: true }
+  - { name: no-ws, prefix: /plain, upstream: ws }
+  - { name: refusing, prefix: /refusing, upstream: refusing, websockets: true }
+  - { name: sse, prefix: /events, upstream: sse }
+  - { name: slow-body, prefix: /slow-body, upstream: echo, idle_timeout_ms: 300 }
+`)
+  const kg = await keygateOnPostgres('streaming', { KEYGATE_CONFIG: config, KEYGATE_MAX_KEYS_PER_USER: '10' })
+  t.teardown(async () => {
+    await kg.close()
+    await kg.db.drop()
+    wss.close()
+    await Promise.all([close(wsUpstream), close(refusing), close(sse), echo.close()])
+  })
+  const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+  const newKey = async (name: string) => (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name } })).json
+  const wsUrl = kg.url.replace('http', 'ws')
+
+  await t.test('server-sent events reach the client as the upstream writes them', async (t) => {
+    const res = await fetch(`${kg.url}/api/v1/conversations/c1/streaming`, { headers: { authorization: `Bearer ${jwt}` } })
+    t.equal(res.headers.get('content-type'), 'text/event-stream')
+    const started = performance.now()
+    const reader = res.body!.getReader()
+    const first = await reader.read()
+    const firstAt = performance.now() - started
+    t.match(new TextDecoder().decode(first.value), /^id: 1\nevent: message\ndata: /, 'the first event arrives whole')
+    let rest = ''
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      rest += new TextDecoder().decode(value)
+    }
+    const endAt = performance.now() - started
+    t.ok(endAt - firstAt > 500, `the first event came ${firstAt.toFixed(0)} ms in, long before the end at ${endAt.toFixed(0)} ms`)
+    t.equal((rest.match(/^id: /gm) ?? []).length, 4, 'then the other four')
+  })
+
+  await t.test('a WebSocket is authenticated at the handshake and the upstream sees the identity, never the credential', async (t) => {
+    const key = (await newKey('ws')).api_key
+    const { ws } = await openSocket(`${wsUrl}/ws/room?x=1`, key)
+    t.ok(ws, 'the socket opens')
+    const hello = JSON.parse(await ws!.next())
+    t.match(hello.identity, /^eyJ/, 'the upstream got a signed identity')
+    t.equal(hello.authorization, null, 'and not the API key')
+    t.equal(hello.url, '/room?x=1', 'with the prefix stripped')
+    ws!.send('ping')
+    t.equal(await ws!.next(), 'echo:ping', 'messages flow both ways')
+    ws!.close()
+  })
+
+  await t.test('handshakes are refused with the usual codes', async (t) => {
+    const none = await openSocket(`${wsUrl}/ws/room`)
+    t.equal(none.status, 401)
+    t.match(none.body, /"code":"AUTH_REQUIRED"/)
+    const bad = await openSocket(`${wsUrl}/ws/room`, 'sk_live_bogus')
+    t.equal(bad.status, 401)
+    const notAllowed = await openSocket(`${wsUrl}/plain`, jwt)
+    t.equal(notAllowed.status, 400)
+    t.match(notAllowed.body, /"code":"WEBSOCKET_NOT_ALLOWED"/)
+    const refused = await openSocket(`${wsUrl}/refusing`, jwt)
+    t.equal(refused.status, 403, 'an upstream that refuses the upgrade has its answer relayed, and no tunnel opens')
+  })
+
+  await t.test('an open WebSocket and an SSE stream close when their key is revoked', async (t) => {
+    const { id, api_key: key } = await newKey('revoke-me')
+    const { ws } = await openSocket(`${wsUrl}/ws/room`, key)
+    t.ok(ws)
+    const events = await fetch(`${kg.url}/events`, { headers: { authorization: `Bearer ${key}` } })
+    const reader = events.body!.getReader()
+    await reader.read()
+    const wsClosed = closed(ws!)
+    const revokedAt = performance.now()
+    t.equal((await call(kg.url, 'DELETE', `/api/v1/auth/api-keys/${id}`, { token: jwt })).status, 200)
+    t.equal(await wsClosed, 1008, 'the WebSocket gets a policy-violation close')
+    let sseEnded = false
+    try {
+      for (;;) {
+        const { done } = await reader.read()
+        if (done) break
+      }
+      sseEnded = true
+    } catch {
+      sseEnded = true
+    }
+    const after = performance.now() - revokedAt
+    t.ok(sseEnded, 'the event stream ends')
+    t.ok(after < 2000, `both within ${after.toFixed(0)} ms of the revocation, long before the stream would have ended`)
+  })
+
+  await t.test('a rolled key keeps its streams during the grace period', async (t) => {
+    const { id, api_key: key } = await newKey('rolling')
+    const { ws } = await openSocket(`${wsUrl}/ws/room`, key)
+    await ws!.next()
+    t.equal((await call(kg.url, 'POST', `/api/v1/auth/api-keys/${id}/roll`, { token: jwt, body: { grace_period_seconds: 600 } })).status, 200)
+    await new Promise((r) => setTimeout(r, 300))
+    ws!.send('still here')
+    t.equal(await ws!.next(), 'echo:still here', 'the socket is still open')
+    ws!.close()
+  })
+
+  await t.test('uploads stream intact, chunked or not, and bodies over the route limit are refused', async (t) => {
+    const data = randomBytes(5 * 1024 * 1024 + 3)
+    const digest = createHash('sha256').update(data).digest('hex')
+    const chunked = await fetch(`${kg.url}/api/v1/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/octet-stream' },
+      body: Readable.toWeb(Readable.from((function* () { for (let i = 0; i < data.length; i += 65536) yield data.subarray(i, i + 65536) })())) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit)
+    const got = (await chunked.json()) as { bytes: number; sha256: string }
+    t.equal(chunked.status, 201)
+    t.same(got, { ...got, bytes: data.length, sha256: digest }, 'a chunked upload arrives byte for byte')
+
+    const declared = await new Promise<{ status: number; code: string }>((resolve) => {
+      const req = request(`${kg.url}/small`, { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-length': String(2_000_000) } }, (res) => {
+        let body = ''
+        res.on('data', (d) => { body += d })
+        res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(body).code }))
+      })
+      req.on('error', () => {})
+      req.write(Buffer.alloc(1000))
+    })
+    t.same(declared, { status: 413, code: 'BODY_TOO_LARGE' }, 'a declared size over the limit is refused before the body is sent')
+
+    const streamed = await fetch(`${kg.url}/small`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}` },
+      body: Readable.toWeb(Readable.from((function* () { for (let i = 0; i < 40; i++) yield Buffer.alloc(65536) })())) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit).then(async (r) => ({ status: r.status, code: ((await r.json()) as { code: string }).code }), () => ({ status: 0, code: 'connection cut' }))
+    t.ok(streamed.status === 413 || streamed.status === 0, `a chunked body over the limit is cut (${streamed.status} ${streamed.code})`)
+    if (streamed.status === 413) t.equal(streamed.code, 'BODY_TOO_LARGE')
+  })
+
+  await t.test('a body that stalls longer than the route\'s idle timeout is cut', async (t) => {
+    const started = performance.now()
+    const ended = await new Promise<number>((resolve) => {
+      const socket = connect(kg.port, '127.0.0.1', () => {
+        socket.write(`POST /slow-body HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${jwt}\r\nContent-Length: 100\r\n\r\nabc`)
+      })
+      socket.on('data', () => {})
+      socket.on('close', () => resolve(performance.now() - started))
+      socket.on('error', () => {})
+    })
+    t.ok(ended >= 250 && ended < 5000, `closed after ${ended.toFixed(0)} ms (idle timeout 300 ms)`)
+  })
+})
