@@ -123,17 +123,19 @@ export function accounts(deps: AccountDeps) {
      * @throws KeygateError NOT_FOUND
      */
     async setActive(userId: string, active: boolean, actor: Actor): Promise<User> {
-      const user = await db.transaction(async (tx) => {
+      const { user, sessions, keys } = await db.transaction(async (tx) => {
         const u = await userStore.setActive(tx, userId, active, now())
         if (!u) throw new KeygateError('NOT_FOUND', 'no such user')
-        if (!active) {
-          await sessionStore.revokeAllOfUser(tx, userId, 'deactivated', now())
-          await keyStore.revokeAllOfUser(tx, userId, now())
-        }
-        return u
+        if (active) return { user: u, sessions: [], keys: [] }
+        return { user: u, sessions: await sessionStore.revokeAllOfUser(tx, userId, 'deactivated', now()), keys: await keyStore.revokeAllOfUser(tx, userId, now()) }
       })
-      await auditStore.record(db, { event: active ? 'user.reactivated' : 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address }, now())
-      if (!active) await bus.publish({ kind: 'user', userId })
+      await auditStore.record(db, { event: active ? 'user.reactivated' : 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: active ? {} : { sessions_ended: sessions.length, keys_revoked: keys.length } }, now())
+      if (!active) {
+        // The user-wide message drops in-process entries; the per-credential ones also clear the shared cache.
+        await bus.publish({ kind: 'user', userId })
+        for (const sessionId of sessions) await bus.publish({ kind: 'session', sessionId })
+        for (const keyHash of keys) await bus.publish({ kind: 'key', keyHash })
+      }
       return user
     },
 

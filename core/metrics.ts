@@ -34,6 +34,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     upstreamErrors: new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures by route and code', labelNames: ['route', 'code'] as const, registers }),
     cacheLookups: new Counter({ name: 'keygate_cache_lookups_total', help: 'Credential cache lookups by layer and result', labelNames: ['layer', 'result'] as const, registers }),
     streamsClosed: new Counter({ name: 'keygate_streams_closed_total', help: 'Open exchanges (WebSocket, SSE, uploads) closed because their credential was revoked', labelNames: ['reason'] as const, registers }),
+    cacheFlushes: new Counter({ name: 'keygate_cache_flushes_total', help: 'Whole in-process cache flushes after invalidation messages may have been missed', labelNames: ['reason'] as const, registers }),
+    invalidationDelay: new Histogram({
+      name: 'keygate_invalidation_delay_seconds',
+      help: 'From publication of an invalidation to the moment this instance dropped the entry',
+      labelNames: ['kind'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
     invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
   }
 }

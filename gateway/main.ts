@@ -5,7 +5,6 @@ import { basename, dirname } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
-import { Redis } from 'ioredis'
 import { AggregatorRegistry } from 'prom-client'
 import { Agent } from 'undici'
 import { createAdminApp } from '../admin-api/app.ts'
@@ -15,21 +14,18 @@ import { apiKeyFormat } from '../core/api-key-format.ts'
 import { apiKeys as makeApiKeys } from '../core/api-keys.ts'
 import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter } from '../core/attempt-limiter.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
-import { credentialCache } from '../core/credential-cache.ts'
 import { ConfigError, KeygateError } from '../core/errors.ts'
 import { identitySigner, type IdentitySigner } from '../core/identity-signer.ts'
-import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
-import { pgNotifyBus } from '../core/invalidation-pg.ts'
-import { keyStore, type KeyRecord } from '../core/key-store.ts'
+import { keyStore } from '../core/key-store.ts'
 import { keyExpirySweeper } from '../core/key-expiry-sweeper.ts'
 import { keyUsageRecorder } from '../core/key-usage-recorder.ts'
 import { jsonLogger, type Logger } from '../core/logger.ts'
 import { createMetrics } from '../core/metrics.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
-import { invalidationChannel, openDatabase } from '../core/open-database.ts'
+import { openDatabase } from '../core/open-database.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
-import { sessionStore, type SessionRecord } from '../core/session-store.ts'
+import { sessionStore } from '../core/session-store.ts'
 import { signingKeyStore, parseConfiguredKeys } from '../core/signing-key-store.ts'
 import type { SigningKey } from '../core/signing-keys.ts'
 import { tokenService } from '../core/tokens.ts'
@@ -37,11 +33,12 @@ import { userStore } from '../core/user-store.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
 import { createDocumentService } from '../examples/demo-documents.ts'
 import { remoteKeySource, type KeySource } from '../verify/index.ts'
-import { apiKeyAuthenticator, keyCacheKey } from './authenticator-api-key.ts'
-import { jwtAuthenticator, sessionCacheKey } from './authenticator-jwt.ts'
+import { apiKeyAuthenticator } from './authenticator-api-key.ts'
+import { jwtAuthenticator } from './authenticator-jwt.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
 import { runPrimary } from './cluster-primary.ts'
+import { cachesAndInvalidation } from './caches-and-invalidation.ts'
 import { createGatewayServer } from './server.ts'
 import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
@@ -134,37 +131,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
     const metrics = createMetrics()
 
-    const cacheOptions = { max: env.KEYGATE_CACHE_MAX, ttlMs: env.KEYGATE_CACHE_TTL_MS, negativeTtlMs: env.KEYGATE_CACHE_NEGATIVE_TTL_MS }
-    const keyCache = credentialCache<KeyRecord>(cacheOptions)
-    const sessionCache = credentialCache<SessionRecord>(cacheOptions)
-    const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)
-    // Several instances on one PostgreSQL server learn of every revocation through LISTEN/NOTIFY; the embedded
-    // database has one process, so an in-process bus is enough.
-    let bus: InvalidationBus = inProcessBus()
-    if (env.DATABASE_URL) {
-      const pgBus = pgNotifyBus({
-        connectionString: env.DATABASE_URL,
-        channel: invalidationChannel(env),
-        query: (sql, params) => db.query(sql, params),
-        onResync: () => {
-          logger.warn('invalidation listener reconnected; flushing the credential caches')
-          keyCache.clear()
-          sessionCache.clear()
-        },
-        onError: (err) => logger.warn('invalidation listener lost its connection', { error: String((err as Error)?.message ?? err) }),
-      })
-      await pgBus.start()
-      cleanups.unshift(() => pgBus.close())
-      bus = pgBus
-    }
+    const { keyCache, sessionCache, bus, redis } = await cachesAndInvalidation({ env, db, metrics, logger, cleanups })
     bus.subscribe((m) => {
-      metrics.invalidations.inc({ direction: 'received' })
-      if (m.kind === 'signing-keys') {
-        reloadSigningKeys().catch((err: unknown) => logger.warn('signing key reload failed', { error: String(err) }))
-        return
-      }
-      keyCache.invalidate(m, cacheKeyOf)
-      sessionCache.invalidate(m, cacheKeyOf)
+      if (m.kind === 'signing-keys') reloadSigningKeys().catch((err: unknown) => logger.warn('signing key reload failed', { error: String(err) }))
     })
 
     const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
@@ -184,13 +153,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     const limiterPolicy = { max: env.KEYGATE_LOGIN_MAX_ATTEMPTS, windowMs: env.KEYGATE_LOGIN_WINDOW_SEC * 1000 }
     let loginLimiter: AttemptLimiter = memoryAttemptLimiter(limiterPolicy, clock)
-    if (env.REDIS_URL) {
-      // Commands fail at once while Redis is down (no offline queue), so logins fall back to in-process counters.
-      const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 })
-      redis.on('error', () => {})
-      cleanups.unshift(async () => { redis.disconnect() })
-      loginLimiter = redisAttemptLimiter(limiterPolicy, redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
-    }
+    if (redis) loginLimiter = redisAttemptLimiter(limiterPolicy, redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
 
     // Services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs.
     const internal = new Map<string, string>()
