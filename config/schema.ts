@@ -99,6 +99,9 @@ export const routeSchema = z.strictObject({
   idle_timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(60_000),
   /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
   max_body_bytes: z.coerce.number().int().min(0).default(10 * 1024 * 1024),
+  /** Bind the identity to this request's method and the route prefix (claims `htm`, `htp`), so an assertion
+   * captured by one upstream cannot be replayed at another route of the same audience. */
+  bind_request: flag.default(false),
   /** Accept WebSocket upgrades on this route. */
   websockets: flag.default(false),
   /** Also send x-user-id, x-username, x-auth-method, x-api-key-id (for legacy backends on a trusted network). */

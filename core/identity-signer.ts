@@ -13,6 +13,9 @@ export interface IdentityInput {
   /** Login session of a JWT; the admin API uses it to end this session on logout. */
   sid?: string
   scopes: readonly string[]
+  /** Request binding (route option `bind_request`): the method and the route prefix the assertion was minted for. */
+  htm?: string
+  htp?: string
 }
 
 export interface IdentitySigner {

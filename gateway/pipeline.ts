@@ -88,7 +88,7 @@ export function createPipeline(deps: PipelineDeps) {
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
       if (principal) {
-        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience))
+        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method, prefix: upstreamPath(route, route.prefix) } : undefined))
         if (route.plain_identity_headers) {
           headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
           if (principal.keyId) headers.push('x-api-key-id', principal.keyId)

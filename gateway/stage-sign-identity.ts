@@ -8,7 +8,8 @@ import type { Principal } from './authenticator.ts'
  * when done per request, so each assertion is reused until half its lifetime has passed, then re-signed.
  */
 export interface IdentityStamper {
-  stamp(principal: Principal, audience: string): string
+  /** @param binding when given, the assertion names the method and route prefix and is cached per method. */
+  stamp(principal: Principal, audience: string, binding?: { method: string; prefix: string }): string
 }
 
 /** @param deps.signer the current signer; when it changes (a key rotation), assertions are signed anew. */
@@ -16,13 +17,13 @@ export function identityStamper(deps: { signer: () => IdentitySigner; clock: Clo
   const cache = new LRUCache<string, { value: string; renewAt: number }>({ max: deps.max ?? 50_000 })
   let lastSigner: IdentitySigner | undefined
   return {
-    stamp(principal, audience) {
+    stamp(principal, audience, binding) {
       const signer = deps.signer()
       if (signer !== lastSigner) {
         cache.clear()
         lastSigner = signer
       }
-      const key = `${principal.credentialId}|${audience}`
+      const key = binding ? `${principal.credentialId}|${audience}|${binding.method}|${binding.prefix}` : `${principal.credentialId}|${audience}`
       const now = deps.clock.now()
       const hit = cache.get(key)
       if (hit && hit.renewAt > now) return hit.value
@@ -34,6 +35,7 @@ export function identityStamper(deps: { signer: () => IdentitySigner; clock: Clo
         ...(principal.keyId ? { key_id: principal.keyId } : {}),
         ...(principal.sessionId ? { sid: principal.sessionId } : {}),
         scopes: principal.scopes,
+        ...(binding ? { htm: binding.method, htp: binding.prefix } : {}),
       })
       cache.set(key, { value, renewAt: now + (signer.ttlSec * 1000) / 2 })
       return value

@@ -80,7 +80,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
       const principal = auth.principal
       if (principal) {
-        flat.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience))
+        flat.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: 'GET', prefix: upstreamPath(route, route.prefix) } : undefined))
         if (route.plain_identity_headers) flat.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
       }
       const headers: Record<string, string> = {}

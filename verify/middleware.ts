@@ -13,7 +13,7 @@ export type IdentifiedRequest = IncomingMessage & { identity?: KeygateIdentity }
 export function requireIdentity(options: VerifyIdentityOptions & { header?: string }) {
   const header = options.header ?? IDENTITY_HEADER
   return function keygateIdentity(req: IdentifiedRequest, res: ServerResponse, next: (err?: unknown) => void): void {
-    verifyIdentity(req.headers[header], options).then((verdict) => {
+    verifyIdentity(req.headers[header], { request: { method: req.method ?? 'GET', path: (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/' }, ...options }).then((verdict) => {
       if (verdict.ok) {
         req.identity = verdict.identity
         return next()

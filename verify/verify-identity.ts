@@ -20,7 +20,7 @@ export interface KeygateIdentity {
 export type IdentityDenialCode =
   | 'IDENTITY_MISSING' | 'IDENTITY_MALFORMED' | 'IDENTITY_ALG_UNSUPPORTED' | 'IDENTITY_KEY_UNKNOWN'
   | 'IDENTITY_SIGNATURE_INVALID' | 'IDENTITY_EXPIRED' | 'IDENTITY_NOT_YET_VALID' | 'IDENTITY_AUDIENCE_MISMATCH'
-  | 'IDENTITY_ISSUER_MISMATCH' | 'IDENTITY_KEYS_UNAVAILABLE'
+  | 'IDENTITY_ISSUER_MISMATCH' | 'IDENTITY_KEYS_UNAVAILABLE' | 'IDENTITY_BINDING_MISMATCH'
 
 export type IdentityVerdict = { ok: true; identity: KeygateIdentity } | { ok: false; code: IdentityDenialCode }
 
@@ -34,6 +34,13 @@ export interface VerifyIdentityOptions {
   /** Keygate's issuer (`KEYGATE_ISSUER`, default `keygate`). */
   issuer?: string
   clockToleranceSec?: number
+  /**
+   * This request's method and path: checked against the assertion's binding (`htm`, `htp`) when it has one.
+   * Give them when Keygate's route sets `bind_request`; `requireIdentity` does so by itself.
+   */
+  request?: { method: string; path: string }
+  /** Refuse assertions that carry no request binding. */
+  requireBinding?: boolean
   /** Milliseconds since the epoch; tests inject it. */
   now?: () => number
 }
@@ -114,6 +121,18 @@ export async function verifyIdentity(value: string | string[] | undefined, optio
   if (typeof exp !== 'number') return { ok: false, code: 'IDENTITY_MALFORMED' }
   if (exp <= now - tolerance) return { ok: false, code: 'IDENTITY_EXPIRED' }
   if ((typeof nbf === 'number' && nbf > now + tolerance) || (typeof iat === 'number' && iat > now + tolerance)) return { ok: false, code: 'IDENTITY_NOT_YET_VALID' }
+  const { htm, htp } = claims
+  if (typeof htm === 'string' || typeof htp === 'string') {
+    const r = options.request
+    if (r) {
+      const path = r.path.split('?')[0]!
+      const prefix = typeof htp === 'string' ? htp.replace(/\/$/, '') : ''
+      const underPrefix = prefix === '' || path === prefix || path.startsWith(prefix + '/')
+      if (htm !== r.method.toUpperCase() || !underPrefix) return { ok: false, code: 'IDENTITY_BINDING_MISMATCH' }
+    }
+  } else if (options.requireBinding) {
+    return { ok: false, code: 'IDENTITY_BINDING_MISMATCH' }
+  }
   const { sub, username, auth, key_id, sid, scopes, jti } = claims
   if (typeof sub !== 'string' || typeof username !== 'string' || (auth !== 'api_key' && auth !== 'jwt')) return { ok: false, code: 'IDENTITY_MALFORMED' }
   return {

@@ -176,3 +176,16 @@ t.test('a key set that cannot be loaded is IDENTITY_KEYS_UNAVAILABLE, not a reje
   const down: KeySource = { get: async () => { throw new JwksUnavailableError('http://keygate/.well-known/jwks.json', new Error('ECONNREFUSED')) } }
   t.same(await verifyIdentity(signer.sign(INPUT).value, options({ keys: down })), { ok: false, code: 'IDENTITY_KEYS_UNAVAILABLE' })
 })
+
+t.test('a request-bound identity verifies only for its method and path prefix', async (t) => {
+  const key = loadSigningKey(generateSigningKeyPem('EdDSA'))
+  const clock = manualClock()
+  const signer = identitySigner({ keys: [key], issuer: 'keygate', ttlSec: 60, clock })
+  const { value } = signer.sign({ aud: 'documents', sub: 'u1', username: 'alice', auth: 'jwt', scopes: ['*'], htm: 'POST', htp: '/api/v1/documents' })
+  const opts = (method: string, path: string) => ({ keys: signer.jwks().keys, audience: 'documents', now: clock.now, request: { method, path } })
+  t.equal((await verifyIdentity(value, opts('POST', '/api/v1/documents/42?x=1'))).ok, true, 'same method, under the prefix')
+  t.same(await verifyIdentity(value, opts('DELETE', '/api/v1/documents/42')), { ok: false, code: 'IDENTITY_BINDING_MISMATCH' }, 'another method')
+  t.same(await verifyIdentity(value, opts('POST', '/api/v1/documentsX')), { ok: false, code: 'IDENTITY_BINDING_MISMATCH' }, 'another path')
+  const unbound = signer.sign({ aud: 'documents', sub: 'u1', username: 'alice', auth: 'jwt', scopes: ['*'] }).value
+  t.same(await verifyIdentity(unbound, { ...opts('POST', '/x'), requireBinding: true }), { ok: false, code: 'IDENTITY_BINDING_MISMATCH' }, 'requireBinding refuses an unbound assertion')
+})
