@@ -77,5 +77,11 @@ export async function walkthrough(t: Test, base: string): Promise<string[]> {
 export function assertNoSecretLogged(t: Test, logs: readonly string[], secrets: readonly string[]): void {
   const leaks = logs.filter((line) => secrets.some((s) => line.includes(s)))
   t.same(leaks, [], 'no log line holds a password, key or token')
-  t.ok(logs.some((l) => l.includes('"msg":"request"')), 'access lines were written')
+  const unparsable = logs.filter((line) => { try { return typeof JSON.parse(line) !== 'object' } catch { return true } })
+  t.same(unparsable, [], 'every log line is one JSON object')
+  const access = logs.flatMap((line) => { try { const o = JSON.parse(line); return o?.msg === 'request' ? [o] : [] } catch { return [] } })
+  t.ok(access.length > 0, 'access lines were written')
+  const incomplete = access.filter((a) => !(typeof a.time === 'string' && typeof a.request_id === 'string' && typeof a.method === 'string' && Number.isInteger(a.status) && typeof a.duration_ms === 'number' && ['api_key', 'jwt', 'none'].includes(a.auth)))
+  t.same(incomplete, [], 'every access line has time, request_id, method, status, duration_ms and auth')
+  t.ok(access.some((a) => a.auth === 'api_key' && typeof a.key_id === 'string' && typeof a.user_id === 'string'), 'an API key request is logged with its key id and user id')
 }

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
+import { spawnKeygate } from '../helpers/process.ts'
 
 /** Asks B until it refuses (at most `ms`), returning how long it took; a revocation must reach B in milliseconds. */
 async function refusedWithin(base: string, token: string, ms: number): Promise<{ status: number; code: string; afterMs: number }> {
@@ -13,11 +14,11 @@ async function refusedWithin(base: string, token: string, ms: number): Promise<{
   }
 }
 
-t.test('two instances on one PostgreSQL server without Redis: revocations reach the other through LISTEN/NOTIFY', async (t) => {
+t.test('two gateway processes on one PostgreSQL server without Redis: revocations reach the other through LISTEN/NOTIFY', async (t) => {
   const schema = await testSchema('inval_pg')
-  const a = await keygateOnPostgres('inval_a', { KEYGATE_MAX_KEYS_PER_USER: '5' }, schema)
-  const b = await keygateOnPostgres('inval_b', { KEYGATE_MAX_KEYS_PER_USER: '5' }, schema)
-  t.teardown(async () => { await a.close(); await b.close(); await schema.drop() })
+  const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, KEYGATE_MAX_KEYS_PER_USER: '5' }
+  const [a, b] = await Promise.all([spawnKeygate(env), spawnKeygate(env)])
+  t.teardown(async () => { await Promise.all([a.stop(), b.stop()]); await schema.drop() })
   const jwtA = (await call(a.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
 
   await t.test('a key cached on B and revoked through A is refused by B', async (t) => {

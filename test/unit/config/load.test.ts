@@ -41,7 +41,7 @@ t.test('a valid file parses, with every route default filled in', async (t) => {
   t.same(config?.routes[1], {
     name: 'documents', prefix: '/api/v1/documents', upstream: 'docs',
     auth: 'required', scopes: [], timeout_ms: 30_000, idle_timeout_ms: 60_000, max_body_bytes: 10 * 1024 * 1024,
-    strip_prefix: false, websockets: false, plain_identity_headers: false, forward_authorization: false,
+    strip_prefix: false, bind_request: false, websockets: false, plain_identity_headers: false, forward_authorization: false,
   })
   t.same(config?.routes[0]?.methods, ['POST'])
   t.equal(config?.routes[0]?.auth, 'public')
