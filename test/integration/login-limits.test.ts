@@ -36,3 +36,24 @@ t.test('with Redis, the limit is shared by every instance', async (t) => {
   t.equal(onB.status, 429, 'the other instance knows')
   t.ok((await redis.client.keys(`${redis.prefix}login:*`)).length >= 1, 'the counters live in Redis under the prefix')
 })
+
+t.test('an unknown username costs the same scrypt work as a wrong password, so timing does not tell them apart', async (t) => {
+  const kg = await keygateOnPostgres('login_timing', { KEYGATE_LOGIN_MAX_ATTEMPTS: '1000', KEYGATE_PASSWORD_HASH_LOG_N: '15' })
+  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const timeOf = async (username: string) => {
+    const start = performance.now()
+    const res = await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username, password: 'not the password' } })
+    t.equal(res.status, 401)
+    return performance.now() - start
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  const wrong: number[] = []
+  const unknown: number[] = []
+  for (let i = 0; i < 7; i++) {
+    wrong.push(await timeOf(BOOTSTRAP.username))
+    unknown.push(await timeOf(`nobody-${i}`))
+  }
+  const ratio = median(unknown) / median(wrong)
+  // Without the dummy hash an unknown user answers in a database round trip, over ten times faster.
+  t.ok(ratio > 0.4 && ratio < 2.5, `median unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
+})
