@@ -83,7 +83,13 @@ export function createPipeline(deps: PipelineDeps) {
       const body = limitBody(req, route.max_body_bytes)
       // The rest of an oversized body is not read: the connection closes after the answer.
       if (!body.ok) return deny(body.code, { connection: 'close' })
-      req.socket.setTimeout(route.idle_timeout_ms)
+      // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
+      // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
+      const socket = req.socket
+      socket.setTimeout(route.idle_timeout_ms)
+      const awaitHeaders = () => socket.setTimeout(0)
+      if (body.body) req.once('end', awaitHeaders)
+      else awaitHeaders()
 
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
@@ -115,7 +121,11 @@ export function createPipeline(deps: PipelineDeps) {
         body: body.body,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
-        onResponse: track,
+        onResponse: () => {
+          req.off('end', awaitHeaders)
+          socket.setTimeout(route.idle_timeout_ms)
+          return track()
+        },
       })
       upstreamMs = outcome.upstreamMs
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)

@@ -49,6 +49,8 @@ t.test('streaming through the gateway', async (t) => {
   // An upstream that refuses every upgrade with a plain 403.
   const refusing = createServer((_req, res) => res.writeHead(403).end('no'))
   refusing.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno'))
+  // An upstream that thinks for 1.2 s before it answers.
+  const thinking = createServer((_req, res) => setTimeout(() => res.end('thought'), 1200))
   // An SSE upstream that writes an event every 100 ms for 10 s.
   const sse = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })
@@ -60,7 +62,7 @@ t.test('streaming through the gateway', async (t) => {
     res.on('close', () => clearInterval(timer))
   })
   const echo = await echoServer()
-  const [wsOrigin, refusingOrigin, sseOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse)])
+  const [wsOrigin, refusingOrigin, sseOrigin, thinkingOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse), listen(thinking)])
   const config = routeFile(`
 upstreams:
   admin: { url: "internal:admin" }
@@ -70,6 +72,7 @@ upstreams:
   refusing: { url: "${refusingOrigin}" }
   sse: { url: "${sseOrigin}" }
   echo: { url: "${echo.origin}" }
+  thinking: { url: "${thinkingOrigin}" }
 routes:
   - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }
   - { name: auth, prefix: /api/v1/auth, upstream: admin }
@@ -81,13 +84,14 @@ routes:
   - { name: refusing, prefix: /refusing, upstream: refusing, websockets: true }
   - { name: sse, prefix: /events, upstream: sse }
   - { name: slow-body, prefix: /slow-body, upstream: echo, idle_timeout_ms: 300 }
+  - { name: thinking, prefix: /thinking, upstream: thinking, idle_timeout_ms: 300, timeout_ms: 5000 }
 `)
   const kg = await keygateOnPostgres('streaming', { KEYGATE_CONFIG: config, KEYGATE_MAX_KEYS_PER_USER: '10' })
   t.teardown(async () => {
     await kg.close()
     await kg.db.drop()
     wss.close()
-    await Promise.all([close(wsUpstream), close(refusing), close(sse), echo.close()])
+    await Promise.all([close(wsUpstream), close(refusing), close(sse), close(thinking), echo.close()])
   })
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
   const newKey = async (name: string) => (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name } })).json
@@ -220,5 +224,13 @@ routes:
       socket.on('error', () => {})
     })
     t.ok(ended >= 250 && ended < 5000, `closed after ${ended.toFixed(0)} ms (idle timeout 300 ms)`)
+  })
+
+  await t.test('the wait for response headers is bounded by timeout_ms, not by the shorter idle timeout', async (t) => {
+    for (const body of [undefined, 'a small body']) {
+      const res = await fetch(`${kg.url}/thinking`, { method: body ? 'POST' : 'GET', body, headers: { authorization: `Bearer ${jwt}` } })
+      t.equal(res.status, 200, `an upstream answering after 1.2 s is waited for (idle timeout 300 ms, ${body ? 'with' : 'without'} a body)`)
+      t.equal(await res.text(), 'thought')
+    }
   })
 })
