@@ -72,7 +72,14 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
       onResync: flush,
       onMessage: observe,
     })
-    await rb.start().catch(warn('redis unavailable at start; invalidation resumes when it answers'))
+    // Redis down at start must not keep the gateway from serving: wait a moment, then go on; the subscription
+    // completes in the background when Redis answers, and what was cached meanwhile is dropped then.
+    const subscribed = rb.start()
+    const inTime = await Promise.race([subscribed.then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 2000).unref())])
+    if (!inTime) {
+      logger.warn('redis unavailable at start; serving without it, invalidation resumes when it answers')
+      subscribed.then(() => flush('redis subscribed after start'), warn('redis subscription failed'))
+    } else await subscribed.catch(warn('redis unavailable at start; invalidation resumes when it answers'))
     cleanups.unshift(() => rb.close())
     bus = rb
   } else if (env.DATABASE_URL) {

@@ -97,3 +97,20 @@ t.test('two gateway processes on one PostgreSQL and one Redis', async (t) => {
     t.equal(res.json.code, 'INVALIDATION_FAILED')
   })
 })
+
+t.test('a gateway whose Redis does not answer at start still starts and serves, from PostgreSQL', async (t) => {
+  const { createServer } = await import('node:net')
+  const nobody = createServer()
+  const port = await new Promise<number>((r) => nobody.listen(0, '127.0.0.1', () => r((nobody.address() as { port: number }).port)))
+  await new Promise((r) => nobody.close(r))
+  const schema = await testSchema('redis_absent')
+  const started = performance.now()
+  const kg = await spawnKeygate({ DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, REDIS_URL: `redis://127.0.0.1:${port}` })
+  t.teardown(async () => { await kg.stop(); await schema.drop() })
+  t.ok(performance.now() - started < 20_000, `started in ${(performance.now() - started).toFixed(0)} ms with Redis refusing connections`)
+  t.ok(kg.output.join('').includes('redis unavailable at start'), 'and said why it serves without Redis')
+  const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+  const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'k' } })).json.api_key
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: key })).status, 200, 'a new key works')
+  t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 200, 'and so does the JWT')
+})
