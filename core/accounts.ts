@@ -1,7 +1,7 @@
 import type { Clock } from './clock.ts'
 import type { Db } from './db.ts'
 import { KeygateError } from './errors.ts'
-import type { InvalidationBus } from './invalidation.ts'
+import { publishAll, type InvalidationBus } from './invalidation.ts'
 import { keyStore } from './key-store.ts'
 import type { PasswordHasher } from './password.ts'
 import { sessionStore } from './session-store.ts'
@@ -113,8 +113,7 @@ export function accounts(deps: AccountDeps) {
         return { sessions, keys }
       })
       await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: { sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
-      for (const sessionId of ended.sessions) await bus.publish({ kind: 'session', sessionId })
-      for (const keyHash of ended.keys) await bus.publish({ kind: 'key', keyHash })
+      await publishAll(bus, [...ended.sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...ended.keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
       return true
     },
 
@@ -132,9 +131,7 @@ export function accounts(deps: AccountDeps) {
       await auditStore.record(db, { event: active ? 'user.reactivated' : 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: active ? {} : { sessions_ended: sessions.length, keys_revoked: keys.length } }, now())
       if (!active) {
         // The user-wide message drops in-process entries; the per-credential ones also clear the shared cache.
-        await bus.publish({ kind: 'user', userId })
-        for (const sessionId of sessions) await bus.publish({ kind: 'session', sessionId })
-        for (const keyHash of keys) await bus.publish({ kind: 'key', keyHash })
+        await publishAll(bus, [{ kind: 'user', userId }, ...sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
       }
       return user
     },

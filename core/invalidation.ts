@@ -16,6 +16,22 @@ export interface InvalidationBus {
   subscribe(handler: (message: Invalidation) => void): () => void
 }
 
+/**
+ * Publishes every message, even when one fails (each that goes out still reaches every instance), then
+ * rejects with the first failure, so a change that ends several credentials is never half told.
+ */
+export async function publishAll(bus: InvalidationBus, messages: readonly Invalidation[]): Promise<void> {
+  let failure: unknown
+  for (const m of messages) {
+    try {
+      await bus.publish(m)
+    } catch (err) {
+      failure ??= err
+    }
+  }
+  if (failure !== undefined) throw failure
+}
+
 export function inProcessBus(): InvalidationBus {
   const handlers = new Set<(m: Invalidation) => void>()
   return {

@@ -1,7 +1,7 @@
 import { auditStore } from './audit-store.ts'
 import type { Clock } from './clock.ts'
 import type { Db } from './db.ts'
-import type { InvalidationBus } from './invalidation.ts'
+import { publishAll, type InvalidationBus } from './invalidation.ts'
 
 /**
  * Records `key.expired` in the audit trail for keys whose expiry has passed: once per key, even with several
@@ -21,7 +21,7 @@ export function keyExpirySweeper(deps: { db: Db; clock: Clock; bus: Invalidation
       for (const k of rows) await auditStore.record(tx, { event: 'key.expired', subjectUserId: k.user_id, keyId: k.id, detail: { expires_at: k.expires_at.toISOString() } }, now)
       return rows
     })
-    for (const k of claimed) await deps.bus.publish({ kind: 'key', keyHash: k.key_hash })
+    await publishAll(deps.bus, claimed.map((k) => ({ kind: 'key' as const, keyHash: k.key_hash })))
     return claimed.length
   }
   let timer: NodeJS.Timeout | undefined
