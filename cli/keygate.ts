@@ -7,16 +7,18 @@ import { apiKeyFormat } from '../core/api-key-format.ts'
 import { apiKeys, type ApiKeys } from '../core/api-keys.ts'
 import { systemClock } from '../core/clock.ts'
 import { ConfigError, KeygateError } from '../core/errors.ts'
-import { inProcessBus, type InvalidationBus } from '../core/invalidation.ts'
-import { pgNotifyBus } from '../core/invalidation-pg.ts'
+import type { InvalidationBus } from '../core/invalidation.ts'
+import { jsonLogger } from '../core/logger.ts'
+import { createMetrics } from '../core/metrics.ts'
 import { migrate } from '../core/migrate.ts'
-import { invalidationChannel, openDatabase } from '../core/open-database.ts'
+import { openDatabase } from '../core/open-database.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
 import { RotationTooSoonError, signingKeyStore } from '../core/signing-key-store.ts'
 import { tokenService } from '../core/tokens.ts'
 import { userStore } from '../core/user-store.ts'
 import { CreateUserRequest } from '../admin-api/schemas.ts'
+import { cachesAndInvalidation } from '../gateway/caches-and-invalidation.ts'
 import { readSecret } from './read-secret.ts'
 
 /**
@@ -26,7 +28,8 @@ import { readSecret } from './read-secret.ts'
  *   keys list --username N | revoke --username N --id ID
  *   signing-keys list | rotate
  *   config check FILE
- * On a PostgreSQL server, revocations are published over LISTEN/NOTIFY, so running gateways drop them at once.
+ * Revocations go out on the gateways' own transport (Redis pub/sub with REDIS_URL, else LISTEN/NOTIFY on a
+ * PostgreSQL server), so running gateways drop them at once.
  * Passwords are never taken from argv (they would land in shell history and `ps`).
  */
 const USAGE = `usage:
@@ -58,18 +61,20 @@ async function withDatabase<T>(fn: (ctx: Context) => Promise<T>): Promise<T> {
   if (!parsed.success) fail(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
   const env = parsed.data
   const db = await openDatabase(env)
-  let notify: ReturnType<typeof pgNotifyBus> | undefined
+  const cleanups: Array<() => Promise<void>> = []
   try {
     await migrate(db)
-    let bus: InvalidationBus = inProcessBus()
-    if (env.DATABASE_URL) bus = notify = pgNotifyBus({ connectionString: env.DATABASE_URL, channel: invalidationChannel(env), query: (sql, params) => db.query(sql, params) })
+    // The gateways' own invalidation transport (Redis pub/sub with shared-cache tombstones, else LISTEN/NOTIFY),
+    // so what the CLI revokes is dropped by every running gateway at once.
+    const logger = jsonLogger({ level: 'warn', write: (line) => process.stderr.write(line + '\n') })
+    const { bus } = await cachesAndInvalidation({ env, db, metrics: createMetrics({ defaultMetrics: false }), logger, cleanups })
     const clock = systemClock
     const tokens = tokenService({ secret: env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret')), issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
     const acc = accounts({ db, clock, hasher: passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N }), tokens, bus })
     const keys = apiKeys({ db, clock, format: apiKeyFormat(env.KEYGATE_API_KEY_PREFIX), bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
     return await fn({ bus, db, env, accounts: acc, keys })
   } finally {
-    await notify?.close()
+    for (const cleanup of cleanups) await cleanup()
     await db.close()
   }
 }

@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
+import { testRedisPrefix } from '../helpers/redis.ts'
 
 /** Runs the CLI as an operator would, in its own process, with `stdin` piped in. */
 function cli(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -47,11 +48,12 @@ t.test('on the embedded database: users are created from stdin, and the gateway 
   t.match(listed.stdout, /erin/)
 })
 
-t.test('on PostgreSQL: a key revoked and a user deactivated by the CLI are refused by the running gateway at once', async (t) => {
+/** Revocations by the CLI reach a running gateway over the transport `transport` sets up (LISTEN/NOTIFY or Redis). */
+async function revokedByCli(t: Test, transport: Record<string, string>) {
   const schema = await testSchema('cli')
-  const kg = await keygateOnPostgres('cli', { KEYGATE_MAX_KEYS_PER_USER: '3' }, schema)
+  const kg = await keygateOnPostgres('cli', { KEYGATE_MAX_KEYS_PER_USER: '3', ...transport }, schema)
   t.teardown(async () => { await kg.close(); await schema.drop() })
-  const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema }
+  const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, ...transport }
   t.equal((await cli(['users', 'create', '--username', 'hank'], env, 'hank password\n')).code, 0)
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).json.access_token
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'cli' } })).json
@@ -72,6 +74,14 @@ t.test('on PostgreSQL: a key revoked and a user deactivated by the CLI are refus
   t.equal((await cli(['users', 'activate', '--username', 'hank'], env)).code, 0)
   t.equal((await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).status, 200, 'reactivated, the user logs in again')
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 401, 'but the old session stays dead')
+}
+
+t.test('on PostgreSQL: a key revoked and a user deactivated by the CLI are refused by the running gateway at once', (t) => revokedByCli(t, {}))
+
+t.test('with Redis: a key revoked and a user deactivated by the CLI are refused by the running gateway at once', async (t) => {
+  const redis = await testRedisPrefix('cli')
+  t.teardown(() => redis.drop())
+  await revokedByCli(t, { REDIS_URL: redis.url, KEYGATE_REDIS_PREFIX: redis.prefix })
 })
 
 t.test('config check validates a route file without starting anything', async (t) => {
