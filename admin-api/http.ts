@@ -46,9 +46,11 @@ export function apiKeyJson(k: { id: string; name: string; display: string; creat
   return { id: k.id, api_key_name: k.name, api_key: k.display, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), expires_at: iso(k.expires_at), revoked_at: iso(k.revoked_at), scopes: k.scopes }
 }
 
-/** The caller's address as the gateway saw it (the admin API is reached only through the gateway). */
+/**
+ * The caller's address as the gateway established it (the admin API is reached only through the gateway, which
+ * drops any such header a client sends); the socket's peer when called directly.
+ */
 export function clientAddress(req: Request): string | null {
-  const xff = req.headers['x-forwarded-for']
-  const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim()
-  return first || req.socket.remoteAddress || null
+  const stated = req.headers['x-keygate-client-address']
+  return (typeof stated === 'string' && stated) || req.socket.remoteAddress || null
 }

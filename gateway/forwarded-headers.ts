@@ -1,11 +1,14 @@
 import type { IncomingMessage } from 'node:http'
-import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 
 /**
  * `x-forwarded-for/-proto/-host` for the upstream. What a client says about itself is believed only when the
  * connection comes from a configured proxy range (a load balancer in front of Keygate); from anyone else the
  * gateway states what it saw.
  */
+/** The client's address as the gateway established it (inbound `x-keygate-*` headers never get through). */
+export const CLIENT_ADDRESS_HEADER = 'x-keygate-client-address'
+
 export interface ForwardedPolicy {
   headers(req: IncomingMessage): string[]
 }
@@ -32,7 +35,15 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
       const priorFor = trustedPeer ? one(req.headers['x-forwarded-for']) : undefined
       const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
       const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
-      const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto]
+      // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
+      // written by the client itself and prove nothing.
+      const chain = priorFor ? [...priorFor.split(',').map((a) => a.trim()).filter(Boolean), remote] : [remote]
+      let client = remote
+      for (let i = chain.length - 1; i >= 0; i--) {
+        client = chain[i]!
+        if (isIP(client) === 0 || !isTrusted(client)) break
+      }
+      const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
       if (host) out.push('x-forwarded-host', host)
       return out
     },

@@ -74,6 +74,9 @@ routes:
   t.equal(viaProxy.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1', 'from a trusted proxy, the client address is kept and the proxy appended')
   t.equal(viaProxy.headers['x-forwarded-proto'], 'https')
   t.equal(viaProxy.headers['x-forwarded-host'], 'public.example')
+  t.equal(viaProxy.headers['x-keygate-client-address'], '203.0.113.7', 'the client address is the nearest one that is not a trusted proxy')
+  const spoofed = await url('/strip', { 'x-forwarded-for': '198.51.100.1, 203.0.113.7, 127.0.0.5', 'x-keygate-client-address': '192.0.2.66' })
+  t.equal(spoofed.headers['x-keygate-client-address'], '203.0.113.7', 'addresses left of the first untrusted one, and a client-sent x-keygate-client-address, are ignored')
 })
 
 t.test('SIGTERM drain: in-flight requests finish, WebSockets get 1001, new connections are refused', async (t) => {

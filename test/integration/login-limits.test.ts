@@ -57,3 +57,16 @@ t.test('an unknown username costs the same scrypt work as a wrong password, so t
   // Without the dummy hash an unknown user answers in a database round trip, over ten times faster.
   t.ok(ratio > 0.4 && ratio < 2.5, `median unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
 })
+
+t.test('behind a trusted proxy, the per-address limit counts the address the proxy saw, not one the client wrote', async (t) => {
+  const kg = await keygateOnPostgres('limits_proxy', { ...LIMIT, KEYGATE_TRUSTED_PROXIES: '127.0.0.0/8' })
+  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const attempt = (i: number) => call(kg.url, 'POST', '/api/v1/auth/login', {
+    body: { username: `user${i}`, password: 'guess' },
+    headers: { 'x-forwarded-for': `198.51.100.${i}, 203.0.113.9` },
+  })
+  for (let i = 0; i < 3; i++) t.equal((await attempt(i)).status, 401, `attempt ${i + 1}, with a made-up address in front`)
+  const blocked = await attempt(3)
+  t.equal(blocked.status, 429, 'the fourth from the same proxied address is limited')
+  t.equal(blocked.json.code, 'RATE_LIMITED')
+})
