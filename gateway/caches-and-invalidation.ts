@@ -96,10 +96,36 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
     bus = pg
   }
   const published = bus.publish.bind(bus)
+  // What could not be published is published again once the transport answers, so the others drop it then
+  // (and the shared cache gets its tombstone) instead of at the end of a cache lifetime.
+  const pending: Invalidation[] = []
+  let retrying: NodeJS.Timeout | undefined
+  let busy = false
+  const retryPending = async () => {
+    if (busy) return
+    busy = true
+    try {
+      while (pending.length > 0) {
+        await published(pending[0]!)
+        pending.shift()
+        metrics.invalidations.inc({ direction: 'sent' })
+      }
+      clearInterval(retrying)
+      retrying = undefined
+      logger.info('invalidations published after the transport came back')
+    } catch {
+      // Still away: the next tick tries again.
+    } finally {
+      busy = false
+    }
+  }
+  cleanups.unshift(async () => clearInterval(retrying))
   bus.publish = async (m) => {
     try {
       await published(m)
     } catch (err) {
+      pending.push(m)
+      retrying ??= setInterval(() => void retryPending(), 1000).unref()
       // The change is committed; this instance at least forgets it now. The caller must learn that the others
       // were not told (they will drop it on their own within the cache lifetime, or at once on reconnect).
       keyCache.invalidate(m, cacheKeyOf)

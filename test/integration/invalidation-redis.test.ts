@@ -96,6 +96,17 @@ t.test('two gateway processes on one PostgreSQL and one Redis', async (t) => {
     t.equal(res.status, 503, 'the caller learns that not every gateway was told')
     t.equal(res.json.code, 'INVALIDATION_FAILED')
   })
+
+  await t.test('a revocation that could not be published is published once Redis is back, well before any cache lifetime', async (t) => {
+    const key = await newKey()
+    t.equal((await call(b.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200, 'cached on B and in Redis')
+    relay.cut()
+    const res = await call(a.url, 'DELETE', `/api/v1/auth/api-keys/${key.id}`, { token: jwt })
+    t.equal(res.json.code, 'INVALIDATION_FAILED')
+    relay.restore()
+    const seen = await refusedWithin(b.url, key.api_key, 10_000)
+    t.equal(seen.code, 'KEY_REVOKED', `B refuses it ${seen.afterMs.toFixed(0)} ms after Redis came back (cache lifetime 60 s)`)
+  })
 })
 
 t.test('a gateway whose Redis does not answer at start still starts and serves, from PostgreSQL', async (t) => {
