@@ -61,11 +61,13 @@ export function parseFileConfig(text: string, file: string, env: NodeJS.ProcessE
   return problems.length ? { problems } : { config, problems }
 }
 
-/**
- * Loads and validates the environment and the route file, listing every problem at once, then freezes.
- * @throws ConfigError with every problem
- */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig {
+/** Environment variables set to the empty string count as unset. */
+export function withoutEmpty(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+}
+
+/** The environment's settings and every problem with them (the part of `loadConfig` that needs no file). */
+function parseEnv(env: NodeJS.ProcessEnv): { env?: EnvConfig; problems: string[] } {
   const problems: string[] = []
   const parsedEnv = envSchema.safeParse(env)
   if (!parsedEnv.success) problems.push(...describe(parsedEnv.error.issues, 'environment'))
@@ -77,6 +79,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig 
   if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
     problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')
   }
+  return { env: e, problems }
+}
+
+/**
+ * Loads and validates the environment only, for processes that serve no routes (the admin API and the demo
+ * services run on their own); `required` names settings this process cannot run without.
+ * @throws ConfigError with every problem
+ */
+export function loadEnv(env: NodeJS.ProcessEnv = process.env, required: ReadonlyArray<{ name: keyof EnvConfig; why: string }> = []): EnvConfig {
+  const { env: e, problems } = parseEnv(env)
+  for (const r of required) if (env[r.name] === undefined) problems.push(`environment: ${r.name} is required ${r.why}`)
+  if (problems.length || !e) throw new ConfigError(problems)
+  return deepFreeze(e)
+}
+
+/**
+ * Loads and validates the environment and the route file, listing every problem at once, then freezes.
+ * @throws ConfigError with every problem
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeygateConfig {
+  const { env: e, problems } = parseEnv(env)
   const filePath = e?.KEYGATE_CONFIG ?? env.KEYGATE_CONFIG ?? 'config/keygate.yaml'
   let file: FileConfig | undefined
   let text: string | undefined

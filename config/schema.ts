@@ -10,8 +10,8 @@ const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => [
 const seconds = z.coerce.number().int().positive()
 
 export const ENV_SETTINGS = {
-  PORT: { schema: port.default(8000), doc: 'Port of the gateway (data plane and admin API).' },
-  HOST: { schema: z.string().min(1).default('0.0.0.0'), doc: 'Address the gateway listens on.' },
+  PORT: { schema: port.default(8000), doc: 'Port this process listens on: the gateway (data plane, and the admin API when it runs in-process), or the admin API or a demo service run on its own.' },
+  HOST: { schema: z.string().min(1).default('0.0.0.0'), doc: 'Address this process listens on (the gateway, or the admin API or a demo service run on its own).' },
   METRICS_PORT: { schema: port.default(9090), doc: 'Port of the Prometheus metrics endpoint (`/metrics`), bound to 127.0.0.1 unless METRICS_HOST says otherwise; 0 picks a free port.' },
   METRICS_HOST: { schema: z.string().min(1).default('127.0.0.1'), doc: 'Address of the metrics endpoint.' },
   DATABASE_URL: { schema: z.string().url().optional(), doc: 'PostgreSQL server URL. Unset: the embedded PostgreSQL (PGlite) under KEYGATE_DATA_DIR.' },
@@ -38,6 +38,7 @@ export const ENV_SETTINGS = {
   KEYGATE_SIGNING_KEY_LEAD_SEC: { schema: z.coerce.number().min(0).default(300), doc: 'How long a new signing key is published before a rotation may promote it (upstream key caches must learn it first; 300 s = the JWKS max-age).' },
   KEYGATE_IDENTITY_HEADER: { schema: z.string().regex(/^[a-z0-9-]+$/).default('x-keygate-identity'), doc: 'Header carrying the signed identity to upstreams.' },
   KEYGATE_IDENTITY_TTL: { schema: seconds.max(3600).default(60), doc: 'Lifetime of an identity assertion, seconds.' },
+  KEYGATE_JWKS_URL: { schema: z.string().regex(/^https?:\/\/[^\s/]+\/\S*$/, 'an http(s) URL such as http://gateway:8000/.well-known/jwks.json').optional(), doc: 'The gateway\'s published key set (`http://gateway:8000/.well-known/jwks.json`) against which a process running apart from the gateway verifies the identity header: the admin API run on its own (`npm run admin-api`, which requires it) and the standalone demo services. Any gateway or the load balancer in front of them will do: every instance publishes the same keys. The gateway itself does not read it.' },
   KEYGATE_ACCESS_TOKEN_TTL: { schema: seconds.default(900), doc: 'Access token lifetime, seconds (`expires_in`).' },
   KEYGATE_REFRESH_TOKEN_TTL: { schema: seconds.default(604800), doc: 'Refresh token lifetime, seconds.' },
   KEYGATE_REFRESH_REUSE_WINDOW_MS: { schema: z.coerce.number().int().min(0).max(60000).default(10000), doc: 'A spent refresh token presented again within this window is a client retry; later, it revokes its whole session.' },

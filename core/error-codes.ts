@@ -40,7 +40,8 @@ export const ERROR_CODES = {
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not answer in time' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The credential store is unavailable; retry later' },
-  INVALIDATION_FAILED: { status: 503, title: 'Service Unavailable', detail: 'The change was saved, but not every gateway could be told at once; it takes effect everywhere within the credential cache lifetime' },
+  INVALIDATION_FAILED: { status: 503, title: 'Service Unavailable', detail: 'The change was saved, but not every gateway could be told yet; it is sent again until they are' },
+  IDENTITY_KEYS_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The gateway\'s identity key set could not be fetched; retry later' },
   NOT_READY: { status: 503, title: 'Service Unavailable', detail: 'Not ready' },
   INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Internal error' },
   // --- admin API -----------------------------------------------------------------------------------

@@ -3,33 +3,28 @@ import { readFileSync, watch } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { basename, dirname } from 'node:path'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { AggregatorRegistry } from 'prom-client'
 import { Agent } from 'undici'
 import { createAdminApp } from '../admin-api/app.ts'
-import { loadConfig, parseFileConfig, type KeygateConfig } from '../config/load.ts'
-import { accounts as makeAccounts } from '../core/accounts.ts'
-import { apiKeyFormat } from '../core/api-key-format.ts'
-import { apiKeys as makeApiKeys } from '../core/api-keys.ts'
-import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter } from '../core/attempt-limiter.ts'
+import { ADMIN_AUDIENCE } from '../admin-api/identity.ts'
+import { loadConfig, parseFileConfig, withoutEmpty, type KeygateConfig } from '../config/load.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
-import { ConfigError, KeygateError } from '../core/errors.ts'
+import { controlPlane } from '../core/control-plane.ts'
+import { ConfigError } from '../core/errors.ts'
+import { closeServer, listen } from '../core/http-listen.ts'
 import { identitySigner, type IdentitySigner } from '../core/identity-signer.ts'
 import { keyStore } from '../core/key-store.ts'
 import { keyExpirySweeper } from '../core/key-expiry-sweeper.ts'
 import { keyUsageRecorder } from '../core/key-usage-recorder.ts'
 import { jsonLogger, type Logger } from '../core/logger.ts'
 import { createMetrics } from '../core/metrics.ts'
+import { createMetricsServer } from '../core/metrics-server.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
 import { openDatabase } from '../core/open-database.ts'
-import { passwordHasher } from '../core/password.ts'
-import { sharedSecret } from '../core/secrets.ts'
 import { sessionStore } from '../core/session-store.ts'
 import { signingKeyStore, parseConfiguredKeys } from '../core/signing-key-store.ts'
 import type { SigningKey } from '../core/signing-keys.ts'
-import { tokenService } from '../core/tokens.ts'
-import { userStore } from '../core/user-store.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
 import { createDocumentService } from '../examples/demo-documents.ts'
 import { remoteKeySource, type KeySource } from '../verify/index.ts'
@@ -57,33 +52,6 @@ export interface RunningKeygate {
   close(): Promise<void>
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
-    })
-  })
-}
-
-function closeServer(server: Server, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs)
-    timer.unref()
-    server.close(() => {
-      clearTimeout(timer)
-      resolve()
-    })
-    server.closeIdleConnections()
-  })
-}
-
-/** Environment variables set to the empty string count as unset. */
-function withoutEmpty(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-}
-
 /**
  * The composition root: builds every real client and server from the environment.
  * @throws ConfigError listing every configuration problem
@@ -100,7 +68,6 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const applied = await migrate(db)
     if (applied.length) logger.info('migrations applied', { migrations: applied })
 
-    const jwtSecret = env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret'))
     // Signing keys: from configuration (fixed), or generated and rotated in the database (reloaded on every
     // rotation message, and every 30 s in case one was missed).
     const configuredKeys = env.KEYGATE_SIGNING_KEY ?? (env.KEYGATE_SIGNING_KEY_FILE ? readFileSync(env.KEYGATE_SIGNING_KEY_FILE, 'utf8') : undefined)
@@ -126,9 +93,6 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       timer.unref()
       cleanups.unshift(async () => clearInterval(timer))
     }
-    const tokens = tokenService({ secret: jwtSecret, issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
-    const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N })
-    const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
     const metrics = createMetrics()
 
     const { keyCache, sessionCache, bus, redis } = await cachesAndInvalidation({ env, db, metrics, logger, cleanups })
@@ -136,24 +100,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       if (m.kind === 'signing-keys') reloadSigningKeys().catch((err: unknown) => logger.warn('signing key reload failed', { error: String(err) }))
     })
 
-    const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
-    const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
-    if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
-      try {
-        await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
-        logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
-      } catch (err) {
-        // Another instance starting at the same moment created it first.
-        if (!(err instanceof KeygateError && err.code === 'USER_EXISTS')) throw err
-      }
-    }
-    if (!(await userStore.list(db, 1, 0)).length) {
-      logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME` while the gateway is stopped')
-    }
-
-    const limiterPolicy = { max: env.KEYGATE_LOGIN_MAX_ATTEMPTS, windowMs: env.KEYGATE_LOGIN_WINDOW_SEC * 1000 }
-    let loginLimiter: AttemptLimiter = memoryAttemptLimiter(limiterPolicy, clock)
-    if (redis) loginLimiter = redisAttemptLimiter(limiterPolicy, redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
+    const { tokens, format, adminDeps } = await controlPlane({ env, db, clock, bus, redis, logger })
 
     // Services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs.
     const internal = new Map<string, string>()
@@ -165,9 +112,8 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     }
     if (wanted.has('admin')) {
       const app = createAdminApp({
-        db, clock, accounts, keys, loginLimiter, logger: logger.child({ component: 'admin-api' }),
-        allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL,
-        identity: { keys: () => signer.jwks().keys, audience: 'admin', issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
+        ...adminDeps, logger: logger.child({ component: 'admin-api' }),
+        identity: { keys: () => signer.jwks().keys, audience: ADMIN_AUDIENCE, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
       })
       await startInternal('admin', createServer(app))
     }
@@ -233,13 +179,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       new AggregatorRegistry()
       AggregatorRegistry.setRegistries([metrics.registry])
     }
-    const metricsServer = createServer((req, res) => {
-      if (req.url !== '/metrics') return void res.writeHead(404).end()
-      metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType })
-        res.end(text)
-      }, () => res.writeHead(500).end())
-    })
+    const metricsServer = createMetricsServer(metrics.registry)
     const metricsPort = rawEnv.KEYGATE_CLUSTER_WORKER === '1' ? env.METRICS_PORT : await listen(metricsServer, env.METRICS_PORT, env.METRICS_HOST)
     cleanups.unshift(() => closeServer(metricsServer, 1000))
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from '../../../core/errors.ts'
-import { loadConfig, parseFileConfig } from '../../../config/load.ts'
+import { loadConfig, loadEnv, parseFileConfig } from '../../../config/load.ts'
 
 const FILE = 'routes.yaml'
 const COMMITTED = fileURLToPath(new URL('../../../config/keygate.yaml', import.meta.url))
@@ -145,4 +145,22 @@ t.test('environment problems and a file problem are listed together', async (t) 
   t.equal(problems.length, 2, problems.join('\n'))
   t.ok(problems.some((p) => p.startsWith('environment PORT:')), 'PORT')
   t.ok(problems.some((p) => p.startsWith('/nonexistent/keygate.yaml: cannot read the configuration file (ENOENT)')), 'the unreadable file')
+})
+
+t.test('a process that serves no routes loads the environment alone, listing missing required settings with every other problem', async (t) => {
+  const required = [{ name: 'DATABASE_URL', why: 'here' }, { name: 'KEYGATE_JWKS_URL', why: 'here' }] as const
+  const env = loadEnv({ KEYGATE_CONFIG: '/nonexistent/keygate.yaml', DATABASE_URL: 'postgres://db/keygate', KEYGATE_JWKS_URL: 'http://gw:8000/.well-known/jwks.json' }, required)
+  t.equal(env.KEYGATE_JWKS_URL, 'http://gw:8000/.well-known/jwks.json', 'no route file is read')
+  t.ok(Object.isFrozen(env), 'frozen')
+  let problems: readonly string[] = []
+  try {
+    loadEnv({ PORT: 'eighty', KEYGATE_JWKS_URL: 'file:///etc/passwd' }, required)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    problems = err.problems
+  }
+  t.equal(problems.length, 3, problems.join('\n'))
+  t.ok(problems.some((p) => p.startsWith('environment PORT:')), 'PORT')
+  t.ok(problems.some((p) => p.startsWith('environment KEYGATE_JWKS_URL:')), 'a key set URL that is not http(s)')
+  t.ok(problems.some((p) => p === 'environment: DATABASE_URL is required here'), 'the missing DATABASE_URL')
 })

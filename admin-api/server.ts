@@ -1,0 +1,29 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { sendProblem } from '../gateway/problem.ts'
+
+/**
+ * The HTTP server of the admin API when it runs as its own process: `/healthz` (alive) and `/readyz`
+ * (database reachable, migrations applied, not draining) for the orchestrator, and everything else to the
+ * admin app. In the gateway's process the app needs neither: the gateway answers both for the process.
+ */
+export interface AdminServerDeps {
+  app(req: IncomingMessage, res: ServerResponse): void
+  ready(): Promise<boolean>
+}
+
+export function createAdminServer(deps: AdminServerDeps): Server {
+  return createServer({ headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => {
+    if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/healthz' || req.url === '/readyz')) {
+      const answer = (ok: boolean) => {
+        if (!ok) return sendProblem(res, 'NOT_READY')
+        const body = JSON.stringify({ status: req.url === '/healthz' ? 'ok' : 'ready' })
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+        res.end(body)
+      }
+      if (req.url === '/healthz') return answer(true)
+      deps.ready().then(answer, () => answer(false))
+      return
+    }
+    deps.app(req, res)
+  })
+}
