@@ -16,6 +16,9 @@ function rotate(env: Record<string, string>): Promise<{ code: number; out: strin
   })
 }
 
+// Long enough that a CLI run (tsx start, migrations check) on a loaded machine ends well inside it.
+const LEAD_SEC = 12
+
 t.test('requests keep flowing while the signing key rotates twice, and no upstream rejects a valid identity', async (t) => {
   const schema = await testSchema('rotation')
   let gatewayOrigin = ''
@@ -35,7 +38,7 @@ t.test('requests keep flowing while the signing key rotates twice, and no upstre
   })
   const origin = await listen(upstream)
   const config = routeFile(`upstreams:\n  admin: { url: "internal:admin" }\n  svc: { url: "${origin}" }\nroutes:\n  - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }\n  - { name: auth, prefix: /api/v1/auth, upstream: admin }\n  - { name: svc, prefix: /svc, upstream: svc }\n`)
-  const keyEnv = { KEYGATE_SIGNING_ALG: 'ES256', KEYGATE_SIGNING_KEY_LEAD_SEC: '4', KEYGATE_IDENTITY_TTL: '60' }
+  const keyEnv = { KEYGATE_SIGNING_ALG: 'ES256', KEYGATE_SIGNING_KEY_LEAD_SEC: String(LEAD_SEC), KEYGATE_IDENTITY_TTL: '60' }
   const env = { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', LOG_LEVEL: 'warn', ...keyEnv }
   const kg = await keygateOnPostgres('rotation', env, schema)
   gatewayOrigin = kg.url
@@ -60,14 +63,14 @@ t.test('requests keep flowing while the signing key rotates twice, and no upstre
   }
   const load = Promise.all([worker(key), worker(key), worker(jwt), worker(jwt)])
   const cliEnv = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'silent', ...keyEnv }
-  // The upstream's key cache refetches at most once a second; a next key is promoted only after 4 s of publication.
-  await new Promise((r) => setTimeout(r, 4100))
+  // The upstream's key cache refetches at most once a second; a next key is promoted only after LEAD_SEC of publication.
+  await new Promise((r) => setTimeout(r, LEAD_SEC * 1000 + 100))
   const first = await rotate(cliEnv)
   t.equal(first.code, 0, first.out)
   const tooSoon = await rotate(cliEnv)
   t.equal(tooSoon.code, 1, 'a rotation right after another is refused: the new next key is not known widely yet')
   t.match(tooSoon.out, /KEYGATE_SIGNING_KEY_LEAD_SEC/)
-  await new Promise((r) => setTimeout(r, 4100))
+  await new Promise((r) => setTimeout(r, LEAD_SEC * 1000 + 100))
   const second = await rotate(cliEnv)
   t.equal(second.code, 0, second.out)
   await new Promise((r) => setTimeout(r, 400))
