@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import { parseRedisUrl } from '../core/redis-connect.ts'
 
 /**
  * Every setting Keygate reads, declared once with its default and meaning. The README's configuration
@@ -18,7 +19,7 @@ export const ENV_SETTINGS = {
   DATABASE_SCHEMA: { schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).optional(), doc: 'PostgreSQL schema for Keygate\'s tables (created when missing); several deployments can share one database. Unset: the server\'s search_path.' },
   DATABASE_POOL_SIZE: { schema: z.coerce.number().int().min(1).max(1000).default(10), doc: 'Connections per instance to the PostgreSQL server.' },
   DATABASE_STATEMENT_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).default(5000), doc: 'Statement timeout on the PostgreSQL server.' },
-  REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(), doc: 'Redis URL. Set: a credential cache shared by every instance, revocation broadcast over pub/sub and shared login attempt counters. Unset: in-process cache and counters; revocations travel by PostgreSQL LISTEN/NOTIFY (DATABASE_URL) or stay in the one process (embedded).' },
+  REDIS_URL: { schema: z.string().refine((url) => { try { return Boolean(parseRedisUrl(url)) } catch { return false } }, 'a redis://host:port, rediss://, redis-sentinel://host:port[,host:port]/master or redis-cluster://host:port[,host:port] URL').optional(), doc: 'Redis URL: `redis://` or `rediss://` (one server), `redis-sentinel://host:port[,host:port…]/master[/db]` (Sentinel), `redis-cluster://host:port[,host:port…]` (Cluster). Set: a credential cache shared by every instance, revocation broadcast over pub/sub and shared login attempt counters. Unset: in-process cache and counters; revocations travel by PostgreSQL LISTEN/NOTIFY (DATABASE_URL) or stay in the one process (embedded).' },
   KEYGATE_REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9:_-]*$/).default('keygate:'), doc: 'Prefix of every Redis key Keygate writes.' },
   KEYGATE_TRUSTED_PROXIES: {
     schema: z.string().default('').transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)).refine(

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-connect.ts'
 import type { SharedCache } from './credential-cache.ts'
 
 /**
@@ -8,7 +8,7 @@ import type { SharedCache } from './credential-cache.ts'
  */
 export const TOMBSTONE_TTL_MS = 10_000
 
-export function redisSharedCache(redis: Redis, prefix: string): SharedCache & { tombstone(keys: string[]): Promise<void> } {
+export function redisSharedCache(redis: RedisClient, prefix: string): SharedCache & { tombstone(keys: string[]): Promise<void> } {
   const k = (key: string) => `${prefix}cache:${key}`
   return {
     async get(key) {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis-connect.ts'
 import type { Invalidation, InvalidationBus } from './invalidation.ts'
 
 /**
@@ -9,9 +9,9 @@ import type { Invalidation, InvalidationBus } from './invalidation.ts'
  * missed, and `onResync` must flush the in-process cache.
  */
 export interface RedisBusOptions {
-  redis: Redis
+  redis: RedisClient
   /** A second connection: a subscribed Redis connection can do nothing else. */
-  subscriber: Redis
+  subscriber: RedisClient
   prefix: string
   /** The shared-cache keys a message names (tombstoned before it is published). */
   keysOf(message: Invalidation): string[]

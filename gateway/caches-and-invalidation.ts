@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis'
 import type { EnvConfig } from '../config/schema.ts'
 import { redisSharedCache } from '../core/cache-redis.ts'
 import { credentialCache } from '../core/credential-cache.ts'
@@ -7,6 +6,7 @@ import { KeygateError } from '../core/errors.ts'
 import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
 import { pgNotifyBus } from '../core/invalidation-pg.ts'
 import { redisBus } from '../core/invalidation-redis.ts'
+import { connectRedis, parseRedisUrl, type RedisClient } from '../core/redis-connect.ts'
 import type { KeyRecord } from '../core/key-store.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
@@ -28,11 +28,11 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
   const warn = (msg: string) => (err: unknown) => logger.warn(msg, { error: String((err as Error)?.message ?? err) })
   const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)
 
-  let redis: Redis | undefined
+  let redis: RedisClient | undefined
   let shared: ReturnType<typeof redisSharedCache> | undefined
   if (env.REDIS_URL) {
     // Commands fail at once while Redis is down (no offline queue): lookups go to PostgreSQL instead of waiting.
-    redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 })
+    redis = connectRedis(parseRedisUrl(env.REDIS_URL), 'commands')
     redis.on('error', () => {})
     const r = redis
     cleanups.unshift(async () => { r.disconnect() })
@@ -57,7 +57,7 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
 
   let bus: InvalidationBus = inProcessBus()
   if (redis && shared) {
-    const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null })
+    const subscriber = connectRedis(parseRedisUrl(env.REDIS_URL!), 'subscriber')
     subscriber.on('error', () => {})
     const s = shared
     const rb = redisBus({
