@@ -63,3 +63,14 @@ export async function call(base: string, method: string, path: string, options: 
   if (problems.length) throw new Error(`response does not match the OpenAPI document: ${problems.join('; ')}`)
   return { status: res.status, headers: res.headers, json, text }
 }
+
+/** Asks `base` for a protected route with `token` until it is refused (at most `ms`); the answer and how long it took. */
+export async function refusedWithin(base: string, token: string, ms: number): Promise<{ status: number; code: string; afterMs: number }> {
+  const start = performance.now()
+  for (;;) {
+    const res = await call(base, 'GET', '/api/v1/conversations', { token })
+    const afterMs = performance.now() - start
+    if (res.status !== 200 || afterMs > ms) return { status: res.status, code: res.json?.code as string, afterMs }
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}

@@ -4,21 +4,11 @@ import { systemClock } from '../../core/clock.ts'
 import { ConfigError } from '../../core/errors.ts'
 import { identitySigner } from '../../core/identity-signer.ts'
 import { generateSigningKeyPem, loadSigningKey } from '../../core/signing-keys.ts'
-import { BOOTSTRAP, call, keygateOnPostgres, testEnv } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call, keygateOnPostgres, testEnv, refusedWithin } from '../helpers/keygate.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { echoServer } from '../helpers/upstreams.ts'
 
-/** Asks `base` until it refuses `token` (at most `ms`); returns the answer and how long it took. */
-async function refusedWithin(base: string, token: string, ms: number) {
-  const start = performance.now()
-  for (;;) {
-    const res = await call(base, 'GET', '/api/v1/conversations', { token })
-    const afterMs = performance.now() - start
-    if (res.status !== 200 || afterMs > ms) return { status: res.status, code: res.json?.code as string, afterMs }
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 t.test('the admin API on its own refuses to start without DATABASE_URL and KEYGATE_JWKS_URL, naming both', async (t) => {
   const err = await startAdminApi(testEnv({ KEYGATE_JWKS_URL: '' }), { write: () => {} }).then(() => undefined, (e: unknown) => e)

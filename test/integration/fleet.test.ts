@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import t from 'tap'
-import { BOOTSTRAP, call, testEnv } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call, testEnv, refusedWithin } from '../helpers/keygate.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { testRedisPrefix } from '../helpers/redis.ts'
@@ -25,16 +25,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'
   }
 }
 
-/** Asks `base` until it refuses `token` (at most `ms`); returns the answer and how long it took. */
-async function refusedWithin(base: string, token: string, ms: number) {
-  const start = performance.now()
-  for (;;) {
-    const res = await call(base, 'GET', '/api/v1/conversations', { token })
-    const afterMs = performance.now() - start
-    if (res.status !== 200 || afterMs > ms) return { status: res.status, code: res.json?.code as string, afterMs }
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 t.test('npm run fleet: two gateways, the admin API and the demos as separate processes on PostgreSQL and Redis', async (t) => {
   const schema = await testSchema('fleet')

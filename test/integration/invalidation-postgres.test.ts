@@ -1,18 +1,7 @@
 import t from 'tap'
-import { BOOTSTRAP, call } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call, refusedWithin } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate } from '../helpers/process.ts'
-
-/** Asks B until it refuses (at most `ms`), returning how long it took; a revocation must reach B in milliseconds. */
-async function refusedWithin(base: string, token: string, ms: number): Promise<{ status: number; code: string; afterMs: number }> {
-  const start = performance.now()
-  for (;;) {
-    const res = await call(base, 'GET', '/api/v1/conversations', { token })
-    const afterMs = performance.now() - start
-    if (res.status === 401 || afterMs > ms) return { status: res.status, code: res.json?.code, afterMs }
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 t.test('two gateway processes on one PostgreSQL server without Redis: revocations reach the other through LISTEN/NOTIFY', async (t) => {
   const schema = await testSchema('inval_pg')

@@ -1,20 +1,10 @@
 import t from 'tap'
-import { BOOTSTRAP, call } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call, refusedWithin } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate } from '../helpers/process.ts'
 import { testRedisPrefix } from '../helpers/redis.ts'
 import { tcpProxy } from '../helpers/tcp-proxy.ts'
 
-/** Asks `base` until it refuses `token` (at most `ms`); returns the answer and how long it took. */
-async function refusedWithin(base: string, token: string, ms: number) {
-  const start = performance.now()
-  for (;;) {
-    const res = await call(base, 'GET', '/api/v1/conversations', { token })
-    const afterMs = performance.now() - start
-    if (res.status !== 200 || afterMs > ms) return { status: res.status, code: res.json?.code as string, afterMs }
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 t.test('two gateway processes on one PostgreSQL and one Redis', async (t) => {
   const schema = await testSchema('inval_redis')
