@@ -13,14 +13,15 @@ export interface KeyUsageRecorder {
 }
 
 export function keyUsageRecorder(deps: { db: Queryable; clock: Clock; intervalMs?: number; onError?: (err: unknown) => void }): KeyUsageRecorder {
-  let pending = new Map<string, Date>()
+  // Milliseconds, not Dates: `record` runs on every request with an API key.
+  let pending = new Map<string, number>()
   let flushing: Promise<void> | undefined
   async function flush(): Promise<void> {
     if (flushing) return flushing
     if (pending.size === 0) return
     const batch = pending
     pending = new Map()
-    flushing = keyStore.touch(deps.db, batch).catch((err: unknown) => {
+    flushing = keyStore.touch(deps.db, new Map([...batch].map(([id, at]) => [id, new Date(at)]))).catch((err: unknown) => {
       for (const [id, at] of batch) if (!pending.has(id)) pending.set(id, at)
       deps.onError?.(err)
     }).finally(() => { flushing = undefined })
@@ -30,7 +31,7 @@ export function keyUsageRecorder(deps: { db: Queryable; clock: Clock; intervalMs
   timer.unref()
   return {
     record(keyId) {
-      pending.set(keyId, new Date(deps.clock.now()))
+      pending.set(keyId, deps.clock.now())
     },
     flush,
     async close() {

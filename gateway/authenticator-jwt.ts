@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../core/clock.ts'
 import type { CredentialCache } from '../core/credential-cache.ts'
@@ -34,7 +34,7 @@ export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
     accepts: (credential) => JWT_SHAPE.test(credential),
     async authenticate(credential) {
       const now = deps.clock.now()
-      const digest = createHash('sha256').update(credential).digest('base64')
+      const digest = hash('sha256', credential, 'base64')
       let claims = verified.get(digest)
       if (!claims) {
         const verdict = deps.tokens.verifyAccess(credential)

@@ -22,15 +22,29 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
     if (bits === undefined) list.addAddress(address, type)
     else list.addSubnet(address, Number(bits), type)
   }
-  const isTrusted = (address: string) => {
+  const check = (address: string) => {
+    if (isIP(address) === 0) return false
     const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address
     return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4')
+  }
+  // BlockList.check builds a SocketAddress on every call (2 % of the gateway's CPU): verdicts are remembered
+  // per address, a bounded set.
+  const verdicts = new Map<string, boolean>()
+  const isTrusted = (address: string): boolean => {
+    if (trusted.length === 0) return false
+    let verdict = verdicts.get(address)
+    if (verdict === undefined) {
+      verdict = check(address)
+      if (verdicts.size >= 10_000) verdicts.clear()
+      verdicts.set(address, verdict)
+    }
+    return verdict
   }
   const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v)
   return {
     headers(req) {
       const remote = req.socket.remoteAddress ?? ''
-      const trustedPeer = trusted.length > 0 && remote !== '' && isTrusted(remote)
+      const trustedPeer = isTrusted(remote)
       const tls = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
       const priorFor = trustedPeer ? one(req.headers['x-forwarded-for']) : undefined
       const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
@@ -41,7 +55,7 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
       let client = remote
       for (let i = chain.length - 1; i >= 0; i--) {
         client = chain[i]!
-        if (isIP(client) === 0 || !isTrusted(client)) break
+        if (!isTrusted(client)) break
       }
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
       if (host) out.push('x-forwarded-host', host)

@@ -45,13 +45,22 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
 }
 
+/** Answers with the problem for `code`; returns the code, which the access log records. */
+function deny(res: ServerResponse, requestId: string, code: ErrorCode, headers?: Record<string, string>): ErrorCode {
+  sendProblem(res, code, { instance: requestId, headers: { ...headers, 'x-request-id': requestId } })
+  return code
+}
+
+const CLOSE = { connection: 'close' }
+
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger } = deps
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
+    // Every answer carries the request id: the problem responses through deny(), the upstream's through the
+    // forward stage (set once with the other headers: a setHeader() here made Node merge them one by one).
     const requestId = requestIdOf(req)
-    res.setHeader('x-request-id', requestId)
     const method = req.method ?? 'GET'
     let routeName = 'none'
     let principal: Principal | null = null
@@ -59,37 +68,46 @@ export function createPipeline(deps: PipelineDeps) {
     let failure: ErrorCode | undefined
     let untrack: (() => void) | undefined
 
-    const deny = (code: ErrorCode, headers?: Record<string, string>) => {
-      failure = code
-      sendProblem(res, code, { instance: requestId, headers })
-    }
-
     try {
       const path = normalizePath(req.url)
-      if (!path.ok) return deny(path.code)
+      if (!path.ok) {
+        failure = deny(res, requestId, path.code)
+        return
+      }
       const credential = extractCredential(req)
       const router = deps.router()
       const route = router.match(path.path, method, req.headers.host)
-      if (!route) return deny('ROUTE_NOT_FOUND')
+      if (!route) {
+        failure = deny(res, requestId, 'ROUTE_NOT_FOUND')
+        return
+      }
       routeName = route.name
 
       const auth = await authenticateForRoute(route, credential, deps.authenticators)
       if (!auth.ok) {
         metrics.authFailures.inc({ code: auth.code })
-        return deny(auth.code)
+        failure = deny(res, requestId, auth.code)
+        return
       }
       principal = auth.principal
 
       const body = limitBody(req, route.max_body_bytes)
       // The rest of an oversized body is not read: the connection closes after the answer.
-      if (!body.ok) return deny(body.code, { connection: 'close' })
+      if (!body.ok) {
+        failure = deny(res, requestId, body.code, CLOSE)
+        return
+      }
       // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
       // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
       const socket = req.socket
-      socket.setTimeout(route.idle_timeout_ms)
-      const awaitHeaders = () => socket.setTimeout(0)
-      if (body.body) req.once('end', awaitHeaders)
-      else awaitHeaders()
+      let awaitHeaders: (() => void) | undefined
+      if (body.body) {
+        socket.setTimeout(route.idle_timeout_ms)
+        awaitHeaders = () => socket.setTimeout(0)
+        req.once('end', awaitHeaders)
+      } else {
+        socket.setTimeout(0)
+      }
 
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
@@ -121,8 +139,9 @@ export function createPipeline(deps: PipelineDeps) {
         body: body.body,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
+        responseHeaders: ['x-request-id', requestId],
         onResponse: () => {
-          req.off('end', awaitHeaders)
+          if (awaitHeaders) req.off('end', awaitHeaders)
           socket.setTimeout(route.idle_timeout_ms)
           return track()
         },
@@ -130,14 +149,17 @@ export function createPipeline(deps: PipelineDeps) {
       upstreamMs = outcome.upstreamMs
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
       if (!outcome.ok) {
-        if (body.exceeded()) return deny('BODY_TOO_LARGE', { connection: 'close' })
+        if (body.exceeded()) {
+          failure = deny(res, requestId, 'BODY_TOO_LARGE', CLOSE)
+          return
+        }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
-        if (outcome.code !== 'ABORTED') deny(outcome.code)
+        if (outcome.code !== 'ABORTED') failure = deny(res, requestId, outcome.code)
       }
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
       if (code === 'INTERNAL') logger.error('request failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
-      deny(code)
+      failure = deny(res, requestId, code)
     } finally {
       untrack?.()
       const status = res.headersSent ? res.statusCode : 0

@@ -10,13 +10,16 @@ export type BodyResult =
   | { ok: true; body: Readable | null; exceeded(): boolean }
   | { ok: false; code: 'BODY_TOO_LARGE' }
 
+const never = () => false
+const NO_BODY: BodyResult = { ok: true, body: null, exceeded: never }
+
 export function limitBody(req: IncomingMessage, max: number): BodyResult {
   const chunked = req.headers['transfer-encoding'] !== undefined
   const declared = req.headers['content-length']
   if (!chunked) {
-    if (declared === undefined || declared === '0') return { ok: true, body: null, exceeded: () => false }
+    if (declared === undefined || declared === '0') return NO_BODY
     if (Number(declared) > max) return { ok: false, code: 'BODY_TOO_LARGE' }
-    return { ok: true, body: req, exceeded: () => false }
+    return { ok: true, body: req, exceeded: never }
   }
   let seen = 0
   let over = false

@@ -15,6 +15,9 @@ export function normalizePath(target: string | undefined): PathResult {
   const raw = q === -1 ? target : target.slice(0, q)
   const search = q === -1 ? '' : target.slice(q)
   if (FORBIDDEN_ENCODED.test(raw) || CONTROL.test(raw)) return { ok: false, code: 'PATH_INVALID' }
+  if (CONTROL.test(search)) return { ok: false, code: 'PATH_INVALID' }
+  // The common case, a path with nothing encoded, no empty and no dot segment, is already normal.
+  if (!raw.includes('%') && !raw.includes('//') && !raw.includes('/.') && !raw.includes('\ufffd')) return { ok: true, path: raw, search }
   let decoded: string
   try {
     decoded = decodeURIComponent(raw)
@@ -26,6 +29,5 @@ export function normalizePath(target: string | undefined): PathResult {
   // here, so that `/%61dmin` meets the route of `/admin` instead of slipping past it to a shorter prefix.
   const path = raw.replace(UNRESERVED_ENCODED, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replace(/\/{2,}/g, '/')
   for (const segment of decoded.split('/')) if (segment === '.' || segment === '..') return { ok: false, code: 'PATH_INVALID' }
-  if (CONTROL.test(search)) return { ok: false, code: 'PATH_INVALID' }
   return { ok: true, path, search }
 }

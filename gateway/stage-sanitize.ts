@@ -20,16 +20,35 @@ export interface SanitizeOptions {
   forwardAuthorization: boolean
 }
 
+/** A raw header name, lowercased, and whether it is hop-by-hop or reserved (never forwarded). */
+interface NameVerdict { name: string; drop: boolean }
+
+// Clients send the same few header names over and over: the verdict on each spelling is remembered (per
+// identity header name, a bounded map) instead of lowercasing and matching every name of every request.
+const verdicts = new Map<string, Map<string, NameVerdict>>()
+function verdictOf(rawName: string, identityHeader: string): NameVerdict {
+  let cache = verdicts.get(identityHeader)
+  if (!cache) verdicts.set(identityHeader, (cache = new Map()))
+  let v = cache.get(rawName)
+  if (v === undefined) {
+    const name = rawName.toLowerCase()
+    v = { name, drop: HOP_BY_HOP.has(name) || isReservedHeader(name, identityHeader) }
+    if (cache.size >= 4096) cache.clear()
+    cache.set(rawName, v)
+  }
+  return v
+}
+
 /** Returns the inbound headers that may be forwarded, as a flat [name, value, …] list (duplicates kept). */
 export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOptions): string[] {
-  const connectionTokens = new Set((req.headers.connection ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+  const connection = req.headers.connection
+  const connectionTokens = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)) : undefined
   const out: string[] = []
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase()
-    if (HOP_BY_HOP.has(name) || connectionTokens.has(name)) continue
+    const { name, drop } = verdictOf(raw[i]!, options.identityHeader)
+    if (drop || connectionTokens?.has(name)) continue
     if (name === 'authorization' && !options.forwardAuthorization) continue
-    if (isReservedHeader(name, options.identityHeader)) continue
     out.push(name, raw[i + 1]!)
   }
   return out
@@ -37,14 +56,28 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
 
-/** Upstream response headers minus hop-by-hop ones. */
-export function sanitizeResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const connection = headers.connection
-  const named = new Set((Array.isArray(connection) ? connection.join(',') : connection ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
-  const out: Record<string, string | string[]> = {}
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || RESPONSE_HOP_BY_HOP.has(k) || named.has(k)) continue
-    out[k] = v
+/**
+ * Upstream response headers minus hop-by-hop ones, from undici's raw list (`[name, value, …]`, Buffers or
+ * strings) to a flat `[name, value, …]` list for `writeHead`: names lowercased, values read as latin1 (as
+ * undici parses them), order and duplicates (`set-cookie`) kept. `eventStream`: the content type is
+ * `text/event-stream`, whose events must reach the client as they are written.
+ */
+export function sanitizeResponseHeaders(raw: ReadonlyArray<Buffer | string>): { headers: string[]; eventStream: boolean } {
+  const names: string[] = new Array(raw.length >> 1)
+  let named: string[] | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    names[i >> 1] = name
+    if (name === 'connection') (named ??= []).push(...raw[i + 1]!.toString('latin1').split(',').map((t) => t.trim().toLowerCase()))
   }
-  return out
+  const headers: string[] = []
+  let eventStream = false
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = names[i >> 1]!
+    if (RESPONSE_HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
+    const value = raw[i + 1]!.toString('latin1')
+    if (name === 'content-type' && value.startsWith('text/event-stream')) eventStream = true
+    headers.push(name, value)
+  }
+  return { headers, eventStream }
 }

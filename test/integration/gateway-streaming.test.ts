@@ -59,10 +59,20 @@ t.test('streaming through the gateway', async (t) => {
       res.write(`data: ${n++}\n\n`)
       if (n === 100) { clearInterval(timer); res.end() }
     }, 100)
-    res.on('close', () => clearInterval(timer))
+    res.on('close', () => {
+      clearInterval(timer)
+      if (n < 100) sseCut.push(n)
+    })
+  })
+  const sseCut: number[] = []
+  // A download of 24 MiB with its Content-Length, written as fast as the gateway takes it.
+  const bulkData = randomBytes(24 * 1024 * 1024)
+  const bulk = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bulkData.length, 'set-cookie': ['a=1', 'b=2'] })
+    res.end(bulkData)
   })
   const echo = await echoServer()
-  const [wsOrigin, refusingOrigin, sseOrigin, thinkingOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse), listen(thinking)])
+  const [wsOrigin, refusingOrigin, sseOrigin, thinkingOrigin, bulkOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse), listen(thinking), listen(bulk)])
   const config = routeFile(`
 upstreams:
   admin: { url: "internal:admin" }
@@ -73,6 +83,7 @@ upstreams:
   sse: { url: "${sseOrigin}" }
   echo: { url: "${echo.origin}" }
   thinking: { url: "${thinkingOrigin}" }
+  bulk: { url: "${bulkOrigin}" }
 routes:
   - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }
   - { name: auth, prefix: /api/v1/auth, upstream: admin }
@@ -85,13 +96,14 @@ routes:
   - { name: sse, prefix: /events, upstream: sse }
   - { name: slow-body, prefix: /slow-body, upstream: echo, idle_timeout_ms: 300 }
   - { name: thinking, prefix: /thinking, upstream: thinking, idle_timeout_ms: 300, timeout_ms: 5000 }
+  - { name: bulk, prefix: /bulk, upstream: bulk }
 `)
   const kg = await keygateOnPostgres('streaming', { KEYGATE_CONFIG: config, KEYGATE_MAX_KEYS_PER_USER: '10' })
   t.teardown(async () => {
     await kg.close()
     await kg.db.drop()
     wss.close()
-    await Promise.all([close(wsUpstream), close(refusing), close(sse), close(thinking), echo.close()])
+    await Promise.all([close(wsUpstream), close(refusing), close(sse), close(thinking), close(bulk), echo.close()])
   })
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
   const newKey = async (name: string) => (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name } })).json
@@ -232,5 +244,50 @@ routes:
       t.equal(res.status, 200, `an upstream answering after 1.2 s is waited for (idle timeout 300 ms, ${body ? 'with' : 'without'} a body)`)
       t.equal(await res.text(), 'thought')
     }
+  })
+
+  await t.test('a download reaches a slow client intact, its headers relayed, at the pace the client reads', async (t) => {
+    const got = await new Promise<{ status: number; cookies: string[] | undefined; length: string | undefined; bytes: number; sha256: string; pauses: number }>((resolve, reject) => {
+      const req = request(`${kg.url}/bulk`, { headers: { authorization: `Bearer ${jwt}` } }, (res) => {
+        const hash = createHash('sha256')
+        let bytes = 0
+        let pauses = 0
+        // Reads in bursts with pauses, so the gateway has to hold the upstream back instead of buffering 24 MiB.
+        res.on('data', (d: Buffer) => {
+          hash.update(d)
+          bytes += d.length
+          if (bytes > (pauses + 1) * 4 * 1024 * 1024) {
+            pauses++
+            res.pause()
+            setTimeout(() => res.resume(), 50)
+          }
+        })
+        res.on('end', () => resolve({ status: res.statusCode!, cookies: res.headers['set-cookie'], length: res.headers['content-length'], bytes, sha256: hash.digest('hex'), pauses }))
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    t.equal(got.status, 200)
+    t.same(got.cookies, ['a=1', 'b=2'], 'repeated headers are relayed one by one')
+    t.equal(got.length, String(bulkData.length), 'the length is relayed')
+    t.equal(got.bytes, bulkData.length)
+    t.equal(got.sha256, createHash('sha256').update(bulkData).digest('hex'), 'byte for byte')
+    t.ok(got.pauses >= 5, 'the client paused along the way')
+  })
+
+  await t.test('a client that leaves in the middle of a response stops the upstream exchange, and the gateway keeps serving', async (t) => {
+    const before = sseCut.length
+    const res = await fetch(`${kg.url}/events`, { headers: { authorization: `Bearer ${jwt}` } })
+    const reader = res.body!.getReader()
+    await reader.read()
+    const left = performance.now()
+    await reader.cancel()
+    while (sseCut.length === before && performance.now() - left < 3000) await new Promise((r) => setTimeout(r, 20))
+    t.equal(sseCut.length, before + 1, `the upstream's response was closed ${(performance.now() - left).toFixed(0)} ms after the client left, long before its end`)
+    const after = await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })
+    t.equal(after.status, 200, 'the next request is served')
+    const line = kg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.route === 'sse').at(-1)
+    t.match(line, { status: 200, auth: 'jwt' }, 'the cut exchange is logged with the status that was sent')
   })
 })

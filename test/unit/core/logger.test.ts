@@ -57,3 +57,37 @@ t.test('the JSON logger scrubs every line it writes and honours its level', asyn
   t.match(first, { level: 'info', msg: 'login', service: 'gateway', credential: '[redacted]', user_id: 'u1' })
   t.match(JSON.parse(lines[1]!), { level: 'warn', msg: 'bad key [redacted]', request_id: 'r1' })
 })
+
+t.test('a line is the JSON of time, level, msg, the base fields, then the fields, as JSON.stringify writes it', async (t) => {
+  const lines: string[] = []
+  const base = { service: 'keygate', role: 'worker' }
+  const log = jsonLogger({ level: 'debug', write: (l) => lines.push(l), base })
+  const cases: Array<Record<string, any>> = [
+    {},
+    { request_id: 'r-1', route: 'docs', method: 'GET', status: 200, duration_ms: 1.25, upstream_ms: undefined, auth: 'api_key', user_id: 'u"1\\', key_id: null },
+    { ok: true, n: Number.NaN, inf: Infinity, list: ['a', 'b'], empty: '', unicode: 'é\u2028\n' },
+    { service: 'overridden', extra: 1 },
+    { msg: 'field named msg', level: 'x', time: 'y' },
+    { role: undefined },
+  ]
+  for (const [i, fields] of cases.entries()) {
+    lines.length = 0
+    log.info('request', fields)
+    const line = lines[0]!
+    const parsed = JSON.parse(line) as Record<string, unknown>
+    t.equal(line, JSON.stringify({ time: parsed.time, level: 'info', msg: 'request', ...base, ...fields }), `case ${i}`)
+    if (!('time' in fields)) t.match(parsed.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, `case ${i}: time in ISO 8601`)
+  }
+})
+
+t.test('strings that JSON must escape are escaped in every position', async (t) => {
+  const lines: string[] = []
+  const log = jsonLogger({ level: 'info', write: (l) => lines.push(l) })
+  const nasty = ['quote " here', 'back\\slash', 'tab\tnew\nline', '\u0000\u001f', 'lone \ud800 surrogate', 'pair 😀', 'del \u007f', 'latin é']
+  for (const s of nasty) log.info(s, { field: s, list: [s] })
+  for (const [i, line] of lines.entries()) {
+    const parsed = JSON.parse(line) as Record<string, unknown>
+    t.same([parsed.msg, parsed.field, parsed.list], [nasty[i], nasty[i], [nasty[i]]], `string ${i} survives`)
+    t.equal(line, JSON.stringify({ time: parsed.time, level: 'info', msg: nasty[i], field: nasty[i], list: [nasty[i]] }), `string ${i} is written as JSON.stringify writes it`)
+  }
+})

@@ -68,15 +68,20 @@ t.test('ordinary headers that only resemble reserved ones are kept', async (t) =
   t.same(names([['X-User', 'a'], ['X-Keygate', 'b'], ['X-Forwarded', 'c'], ['User-Id', 'd']]), ['x-user', 'x-keygate', 'x-forwarded', 'user-id'])
 })
 
-t.test('response hop-by-hop headers and those named in Connection are removed, the rest kept', async (t) => {
-  const out = sanitizeResponseHeaders({
-    connection: 'close, x-hop',
-    'keep-alive': 'timeout=5',
-    'transfer-encoding': 'chunked',
-    'x-hop': '1',
-    'content-type': 'application/json',
-    'set-cookie': ['a=1', 'b=2'],
-    'x-absent': undefined,
-  })
-  t.same(out, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'] })
+t.test('response hop-by-hop headers and those named in Connection are removed, the rest kept in order', async (t) => {
+  const raw = [
+    'Connection', 'close, X-Hop',
+    'Keep-Alive', 'timeout=5',
+    'Transfer-Encoding', 'chunked',
+    'X-Hop', '1',
+    'Content-Type', 'application/json',
+    'Set-Cookie', 'a=1',
+    'Set-Cookie', 'b=2',
+  ].map((v, i) => (i % 4 === 0 ? Buffer.from(v, 'latin1') : v))
+  t.same(sanitizeResponseHeaders(raw), { headers: ['content-type', 'application/json', 'set-cookie', 'a=1', 'set-cookie', 'b=2'], eventStream: false })
+})
+
+t.test('a text/event-stream response is recognised, and header values keep their latin1 bytes', async (t) => {
+  const out = sanitizeResponseHeaders([Buffer.from('content-type'), Buffer.from('text/event-stream; charset=utf-8'), Buffer.from('x-name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])])
+  t.same(out, { headers: ['content-type', 'text/event-stream; charset=utf-8', 'x-name', 'caf\u00e9'], eventStream: true })
 })
