@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import { apiKeyFormat } from '../core/api-key-format.ts'
+import { openPgDb } from '../core/db-pg.ts'
+import { keyStore } from '../core/key-store.ts'
+import { userStore } from '../core/user-store.ts'
+
+/** What the gateway benchmark needs besides the gateways: the local PostgreSQL and Redis, a user, credentials. */
+
+export const BENCH_USER = { username: 'bench', password: 'bench password' }
+
+/** A schema of its own on the local PostgreSQL and a Redis key prefix, or why they cannot be had. */
+export async function sharedStores(databaseUrl: string, redisUrl: string): Promise<{ schema: string; prefix: string; drop(): Promise<void> } | { skipped: string }> {
+  const schema = `kg_bench_${randomBytes(4).toString('hex')}`
+  const prefix = `kgbench:${randomBytes(4).toString('hex')}:`
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 })
+  try {
+    await client.connect()
+    await client.query(`CREATE SCHEMA ${schema}`)
+  } catch (err) {
+    return { skipped: `PostgreSQL at ${databaseUrl} is not answering (${(err as Error).message}); set BENCH_DATABASE_URL` }
+  } finally {
+    await client.end().catch(() => {})
+  }
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } catch (err) {
+    redis.disconnect()
+    return { skipped: `Redis at ${redisUrl} is not answering (${(err as Error).message}); set BENCH_REDIS_URL` }
+  }
+  redis.disconnect()
+  return {
+    schema,
+    prefix,
+    async drop() {
+      const c = new pg.Client({ connectionString: databaseUrl })
+      await c.connect()
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await c.end()
+      await deleteRedisKeys(redisUrl, `${prefix}*`)
+    },
+  }
+}
+
+/** Deletes every Redis key matching `pattern` (the bench's own prefix). */
+export async function deleteRedisKeys(redisUrl: string, pattern: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      if (keys.length) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+async function json(url: string, body: unknown, token?: string): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`)
+  return res.json()
+}
+
+/** Logs the bench user in through the gateway and creates an API key: a JWT and a key, as a client has them. */
+export async function credentials(origin: string): Promise<{ jwt: string; key: string }> {
+  const jwt = ((await json(`${origin}/api/v1/auth/login`, BENCH_USER)) as { access_token: string }).access_token
+  const key = ((await json(`${origin}/api/v1/auth/api-key`, { name: `bench-${randomBytes(3).toString('hex')}` }, jwt)) as { api_key: string }).api_key
+  return { jwt, key }
+}
+
+/**
+ * `count` more keys of the bench user, written straight to the store (the admin API caps keys per user at
+ * 1000), one per line in `file`.
+ */
+export async function keyPool(databaseUrl: string, schema: string, count: number, file: string): Promise<void> {
+  const db = await openPgDb({ connectionString: databaseUrl, schema, poolSize: 8 })
+  try {
+    const user = await userStore.findForLogin(db, { username: BENCH_USER.username })
+    if (!user) throw new Error('the bench user does not exist yet')
+    const format = apiKeyFormat()
+    const keys: string[] = []
+    for (let i = 0; i < count; i += 8) {
+      await Promise.all(Array.from({ length: Math.min(8, count - i) }, async (_, j) => {
+        const { key, hash, display } = format.generate()
+        await keyStore.create(db, { userId: user.id, name: `pool-${i + j}`, hash, display, scopes: [], expiresAt: null, maxActive: Number.MAX_SAFE_INTEGER }, new Date())
+        keys.push(key)
+      }))
+    }
+    writeFileSync(file, keys.join('\n') + '\n')
+  } finally {
+    await db.close()
+  }
+}

@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+
+/** Small helpers the benchmarks share: Debian packages, free ports, memory of a process tree. */
+
+/**
+ * The path of `binary` (searched in PATH and the sbin directories), installing `pkg` from Debian's packages
+ * when it is missing and this process may. Undefined, with the reason in `why`, when it cannot be had.
+ */
+export function ensureBinary(binary: string, pkg: string): { path?: string; why?: string } {
+  const find = () => {
+    const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+    return dirs.map((d) => `${d}/${binary}`).find((p) => existsSync(p))
+  }
+  const found = find()
+  if (found) return { path: found }
+  if (process.getuid?.() !== 0) return { why: `${binary} is not installed and installing it needs root (apt-get install -y ${pkg})` }
+  process.stderr.write(`bench: installing ${pkg} from Debian's packages…\n`)
+  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0
+  if (!install()) {
+    spawnSync('apt-get', ['update'], { stdio: 'ignore' })
+    install()
+  }
+  const installed = find()
+  return installed ? { path: installed } : { why: `${binary} could not be installed (apt-get install -y ${pkg} failed)` }
+}
+
+/** A TCP port free on 127.0.0.1 at the time of asking. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+function processTree(pid: number): number[] {
+  const parent = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // The command name may hold spaces and parentheses: the fields start after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      parent.set(Number(entry), Number(fields[1]))
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const inTree = (p: number): boolean => p === pid || (parent.has(p) && p !== 1 && p !== 0 && inTree(parent.get(p)!))
+  return [...parent.keys()].filter(inTree)
+}
+
+/** Resident memory (bytes) of `pid` and every process below it (a cluster primary and its workers, nginx's master and worker). */
+export function treeRss(pid: number): number {
+  let total = 0
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      if (m) total += Number(m[1]) * 1024
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return total
+}
+
+/**
+ * Resolves once `check` answers true (a throw counts as not yet); rejects after `timeoutMs`, or at once when
+ * `gaveUp` names a reason (the process being waited for exited).
+ */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, gaveUp: () => string | undefined = () => undefined, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    const reason = gaveUp()
+    if (reason) throw new Error(`${what}: ${reason}`)
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/**
+ * CPU time (ms, user + system) that `pid` and the processes below it have used so far. On a machine whose
+ * cores are shared, CPU time per request is the steadier measure of a proxy's own cost than req/s.
+ */
+export function treeCpuMs(pid: number): number {
+  let ticks = 0
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // utime and stime are fields 14 and 15 of stat(5); here, counted from field 3, at 11 and 12.
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ticks * 10 // USER_HZ is 100 on Linux
+}
