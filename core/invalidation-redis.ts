@@ -35,10 +35,16 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
     options.onResync(reason)
   }
 
+  // Generations this instance published and already applied: their echo only advances the generation.
+  const own = new Set<number>()
   const deliver = (envelope: Envelope, local: boolean) => {
     if (!local) {
       if (lastGen !== undefined && envelope.gen > lastGen + 1) resync('missed messages')
       if (lastGen === undefined || envelope.gen > lastGen) lastGen = envelope.gen
+      if (own.delete(envelope.gen)) return
+    } else {
+      own.add(envelope.gen)
+      if (own.size > 10_000) own.clear()
     }
     options.onMessage?.(envelope.m, envelope.at)
     for (const h of handlers) h(envelope.m)
@@ -83,7 +89,7 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
       const gen = await options.redis.incr(genKey)
       const envelope: Envelope = { m: message, at: Date.now(), gen }
       await options.redis.publish(channel, JSON.stringify(envelope))
-      // This instance applies it before the caller answers; its own echo then arrives as a duplicate.
+      // This instance applies it before the caller answers; its own echo then only advances the generation.
       deliver(envelope, true)
     },
     subscribe(handler) {
