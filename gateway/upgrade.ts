@@ -6,7 +6,7 @@ import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import { problemBody, problemHeaders } from '../core/problem.ts'
-import type { Authenticator } from './authenticator.ts'
+import type { Authenticator, Principal } from './authenticator.ts'
 import type { ForwardedPolicy } from './forwarded-headers.ts'
 import { requestIdOf } from './pipeline.ts'
 import { upstreamPath, type Router } from './router.ts'
@@ -42,7 +42,7 @@ export function closeFrame(code: number): Buffer {
 function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
   const spec = ERROR_CODES[code]
   const body = JSON.stringify(problemBody(code, { instance: requestId }))
-  const headers = { 'content-type': 'application/problem+json', 'content-length': String(Buffer.byteLength(body)), 'x-request-id': requestId, connection: 'close', ...problemHeaders(code) }
+  const headers = { 'content-type': 'application/problem+json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', 'x-request-id': requestId, connection: 'close', ...problemHeaders(code) }
   socket.end(`HTTP/1.1 ${spec.status} ${spec.title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`)
 }
 
@@ -59,37 +59,53 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
 
   async function handle(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = requestIdOf(req)
+    const started = performance.now()
     socket.on('error', () => socket.destroy())
     open.add(socket)
     socket.once('close', () => open.delete(socket))
+    // One access line per handshake, like every request: 101 when it went upstream, else the refusal.
+    let routeName = 'none'
+    let status = 101
+    let failure: ErrorCode | undefined
+    let principal: Principal | null = null
+    const deny = (code: ErrorCode) => {
+      status = ERROR_CODES[code].status
+      failure = code
+      refuse(socket, code, requestId)
+    }
     try {
-      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(socket, 'WEBSOCKET_NOT_ALLOWED', requestId)
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
       const path = normalizePath(req.url)
-      if (!path.ok) return refuse(socket, path.code, requestId)
+      if (!path.ok) return deny(path.code)
       const credential = extractCredential(req)
       const router = deps.router()
       const route = router.match(path.path, 'GET', req.headers.host)
-      if (!route) return refuse(socket, 'ROUTE_NOT_FOUND', requestId)
-      if (!route.websockets) return refuse(socket, 'WEBSOCKET_NOT_ALLOWED', requestId)
+      if (!route) return deny('ROUTE_NOT_FOUND')
+      routeName = route.name
+      if (!route.websockets) return deny('WEBSOCKET_NOT_ALLOWED')
       const auth = await authenticateForRoute(route, credential, deps.authenticators)
       if (!auth.ok) {
         deps.metrics.authFailures.inc({ code: auth.code })
-        return refuse(socket, auth.code, requestId)
+        return deny(auth.code)
       }
       const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
       flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
-      const principal = auth.principal
+      principal = auth.principal
       if (principal) {
         flat.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: 'GET', prefix: upstreamPath(route, route.prefix) } : undefined))
-        if (route.plain_identity_headers) flat.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+        if (route.plain_identity_headers) {
+          flat.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+          if (principal.keyId) flat.push('x-api-key-id', principal.keyId)
+        }
       }
       const headers: Record<string, string> = {}
       for (let i = 0; i < flat.length; i += 2) headers[flat[i]!] = headers[flat[i]!] === undefined ? flat[i + 1]! : `${headers[flat[i]!]}, ${flat[i + 1]}`
       req.headers = headers
       req.url = upstreamPath(route, path.path) + path.search
       deps.metrics.requests.inc({ route: route.name, method: 'GET', status_class: '1xx', auth: principal?.auth ?? 'none' })
-      if (principal && credential.kind === 'bearer') {
-        const untrack = deps.streams.track(principal, credential.value, () => {
+      const p = principal
+      if (p && credential.kind === 'bearer') {
+        const untrack = deps.streams.track(p, credential.value, () => {
           // 1008: policy violation — the credential that opened this connection was revoked.
           socket.end(closeFrame(1008))
           setTimeout(() => socket.destroy(), 1000).unref()
@@ -100,7 +116,20 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
       if (code === 'INTERNAL') deps.logger.error('upgrade failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
-      refuse(socket, code, requestId)
+      deny(code)
+    } finally {
+      deps.logger.info('request', {
+        request_id: requestId,
+        route: routeName,
+        method: 'GET',
+        status,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        upgrade: 'websocket',
+        auth: principal?.auth ?? 'none',
+        user_id: principal?.userId,
+        key_id: principal?.keyId,
+        code: failure,
+      })
     }
   }
 

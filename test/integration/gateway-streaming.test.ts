@@ -152,6 +152,26 @@ routes:
     t.match(notAllowed.body, /"code":"WEBSOCKET_NOT_ALLOWED"/)
     const refused = await openSocket(`${wsUrl}/refusing`, jwt)
     t.equal(refused.status, 403, 'an upstream that refuses the upgrade has its answer relayed, and no tunnel opens')
+    const cacheControl = await new Promise<string | undefined>((resolve, reject) => {
+      request(`${kg.url}/ws/room`, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } }, (res) => {
+        res.resume()
+        resolve(res.headers['cache-control'])
+      }).on('error', reject).end()
+    })
+    t.equal(cacheControl, 'no-store', 'a refused handshake is not cached')
+  })
+
+  await t.test('every handshake gets one access line: 101 when it went upstream, the code when refused', async (t) => {
+    const key = await newKey('logged')
+    const { ws } = await openSocket(`${wsUrl}/ws/room`, key.api_key)
+    ws!.close()
+    await openSocket(`${wsUrl}/ws/room`)
+    const lines = kg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.upgrade === 'websocket' && l.route === 'ws')
+    const opened = lines.find((l) => l.status === 101 && l.key_id === key.id)
+    t.ok(opened, 'the handshake that opened is logged with 101 and its key id')
+    t.equal(opened?.auth, 'api_key')
+    t.ok(lines.some((l) => l.status === 401 && l.code === 'AUTH_REQUIRED'), 'the refused one with its status and code')
+    t.notOk(kg.logs.some((l) => l.includes(key.api_key)), 'no line holds the key')
   })
 
   await t.test('an open WebSocket and an SSE stream close when their key is revoked', async (t) => {
