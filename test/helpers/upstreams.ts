@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -40,9 +40,14 @@ export function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()))
 }
 
-/** Writes a route file to a temporary directory and returns its path. */
+const routeDirs: string[] = []
+process.once('exit', () => { for (const dir of routeDirs) rmSync(dir, { recursive: true, force: true }) })
+
+/** Writes a route file to a temporary directory (removed when the test process exits) and returns its path. */
 export function routeFile(yaml: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'keygate-config-')), 'keygate.yaml')
+  const dir = mkdtempSync(join(tmpdir(), 'keygate-config-'))
+  routeDirs.push(dir)
+  const path = join(dir, 'keygate.yaml')
   writeFileSync(path, yaml)
   return path
 }
