@@ -50,12 +50,11 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
       const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
       const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
       // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
-      // written by the client itself and prove nothing.
-      const chain = priorFor ? [...priorFor.split(',').map((a) => a.trim()).filter(Boolean), remote] : [remote]
+      // written by the client itself and prove nothing. From an untrusted peer, the peer is the client.
       let client = remote
-      for (let i = chain.length - 1; i >= 0; i--) {
-        client = chain[i]!
-        if (!isTrusted(client)) break
+      if (priorFor) {
+        const chain = priorFor.split(',').map((a) => a.trim()).filter(Boolean)
+        for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
       }
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
       if (host) out.push('x-forwarded-host', host)
