@@ -28,11 +28,12 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
   const warn = (msg: string) => (err: unknown) => logger.warn(msg, { error: String((err as Error)?.message ?? err) })
   const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)
 
+  const redisTarget = env.REDIS_URL ? parseRedisUrl(env.REDIS_URL) : undefined
   let redis: RedisClient | undefined
   let shared: ReturnType<typeof redisSharedCache> | undefined
-  if (env.REDIS_URL) {
+  if (redisTarget) {
     // Commands fail at once while Redis is down (no offline queue): lookups go to PostgreSQL instead of waiting.
-    redis = connectRedis(parseRedisUrl(env.REDIS_URL), 'commands')
+    redis = connectRedis(redisTarget, 'commands')
     redis.on('error', () => {})
     const r = redis
     cleanups.unshift(async () => { r.disconnect() })
@@ -56,8 +57,8 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
   const observe = (m: Invalidation, sentAt: number) => metrics.invalidationDelay.observe({ kind: m.kind }, Math.max(0, Date.now() - sentAt) / 1000)
 
   let bus: InvalidationBus = inProcessBus()
-  if (redis && shared) {
-    const subscriber = connectRedis(parseRedisUrl(env.REDIS_URL!), 'subscriber')
+  if (redisTarget && redis && shared) {
+    const subscriber = connectRedis(redisTarget, 'subscriber')
     subscriber.on('error', () => {})
     const s = shared
     const rb = redisBus({
