@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { openApiDocument } from '../../admin-api/openapi.ts'
 import { ENV_SETTINGS } from '../../config/schema.ts'
 import { ERROR_CODES } from '../../core/error-codes.ts'
@@ -41,37 +41,36 @@ function namedRows(rows: string[][]): Map<string, string[]> {
   return out
 }
 
-t.test('every error code is listed in the README error table with its status, and the table lists no other', async (t) => {
-  const rows = namedRows(firstTableUnder('Error codes'))
-  t.ok(rows.size > 0, 'the Error codes section starts with a table of codes')
-  for (const [code, spec] of Object.entries(ERROR_CODES)) {
-    const row = rows.get(code)
+/**
+ * The first table under `## heading` lists exactly the names of `expected`, in its order, each with the second
+ * cell `expected` gives (`what` names the table and `source` the code it mirrors, in the messages).
+ */
+function tableMirrors(t: Test, heading: string, what: string, source: string, expected: ReadonlyArray<[name: string, cell: string]>) {
+  const rows = namedRows(firstTableUnder(heading))
+  t.ok(rows.size > 0, `the ${heading} section starts with a table of ${what}`)
+  for (const [name, cell] of expected) {
+    const row = rows.get(name)
     if (!row) {
-      t.fail(`${code} is missing from the README error table`)
+      t.fail(`${name} is missing from the README ${what} table`)
       continue
     }
-    t.equal(row[1], String(spec.status), `${code} is listed with status ${spec.status}`)
+    t.equal(row[1], cell, `${name} is listed with ${cell}`)
   }
-  for (const code of rows.keys()) t.ok(Object.hasOwn(ERROR_CODES, code), `${code} in the README error table exists in ERROR_CODES`)
-  t.same([...rows.keys()], Object.keys(ERROR_CODES), 'the table lists the codes in the order of ERROR_CODES')
+  const names = new Set(expected.map(([name]) => name))
+  for (const name of rows.keys()) t.ok(names.has(name), `${name} in the README ${what} table exists in ${source}`)
+  t.same([...rows.keys()], [...names], `the table lists the ${what} in the order of ${source}`)
+}
+
+t.test('every error code is listed in the README error table with its status, and the table lists no other', async (t) => {
+  tableMirrors(t, 'Error codes', 'error codes', 'ERROR_CODES', Object.entries(ERROR_CODES).map(([code, spec]) => [code, String(spec.status)]))
 })
 
 t.test('every environment setting is listed in the README configuration reference with its default, and the table lists no other', async (t) => {
-  const rows = namedRows(firstTableUnder('Configuration reference'))
-  t.ok(rows.size > 0, 'the Configuration reference section starts with a table of settings')
-  for (const [name, setting] of Object.entries(ENV_SETTINGS)) {
-    const row = rows.get(name)
-    if (!row) {
-      t.fail(`${name} is missing from the README configuration table`)
-      continue
-    }
+  tableMirrors(t, 'Configuration reference', 'settings', 'ENV_SETTINGS', Object.entries(ENV_SETTINGS).map(([name, setting]) => {
     const parsed = setting.schema.safeParse(undefined)
     const value: unknown = parsed.success ? parsed.data : undefined
-    const expected = value === undefined || (Array.isArray(value) && value.length === 0) ? '—' : `\`${String(value)}\``
-    t.equal(row[1], expected, `${name} is listed with its default ${expected}`)
-  }
-  for (const name of rows.keys()) t.ok(Object.hasOwn(ENV_SETTINGS, name), `${name} in the README configuration table exists in ENV_SETTINGS`)
-  t.same([...rows.keys()], Object.keys(ENV_SETTINGS), 'the table lists the settings in the order of ENV_SETTINGS')
+    return [name, value === undefined || (Array.isArray(value) && value.length === 0) ? '—' : `\`${String(value)}\``]
+  }))
 })
 
 t.test('docs/openapi.json is exactly the document the admin API serves', async (t) => {
