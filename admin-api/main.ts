@@ -13,6 +13,7 @@ import { remoteKeySource } from '../verify/index.ts'
 import { createAdminApp } from './app.ts'
 import { ADMIN_AUDIENCE } from './identity.ts'
 import { createAdminServer } from './server.ts'
+import { httpLimits } from '../core/http-guard.ts'
 
 /** The admin API running as its own process, behind the gateways (`npm run admin-api`). */
 export interface RunningAdminApi {
@@ -61,7 +62,7 @@ export async function startAdminApi(rawEnv: NodeJS.ProcessEnv = process.env, opt
       identity: { keys: remoteKeySource(jwksUrl), audience: ADMIN_AUDIENCE, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
     })
     let draining = false
-    const server = createAdminServer({ app, ready: async () => !draining && (await migrationsApplied(db)) })
+    const server = createAdminServer({ app, ready: async () => !draining && (await migrationsApplied(db)), limits: httpLimits(env) })
     const port = await listen(server, env.PORT, env.HOST)
     const metricsServer = createMetricsServer(metrics.registry)
     cleanups.unshift(() => closeServer(metricsServer, 1000))

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { answerClientErrors, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
 import { sendProblem } from '../gateway/problem.ts'
 
 /**
@@ -9,10 +10,16 @@ import { sendProblem } from '../gateway/problem.ts'
 export interface AdminServerDeps {
   app(req: IncomingMessage, res: ServerResponse): void
   ready(): Promise<boolean>
+  limits: HttpLimits
 }
 
 export function createAdminServer(deps: AdminServerDeps): Server {
-  return createServer({ headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => {
+  const server = createServer(serverOptions(deps.limits), (req, res) => {
+    const refused = requestRefusal(req, deps.limits)
+    if (refused) {
+      res.shouldKeepAlive = false
+      return sendProblem(res, refused)
+    }
     if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/healthz' || req.url === '/readyz')) {
       const answer = (ok: boolean) => {
         if (!ok) return sendProblem(res, 'NOT_READY')
@@ -26,4 +33,6 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     }
     deps.app(req, res)
   })
+  answerClientErrors(server)
+  return server
 }

@@ -57,6 +57,10 @@ export const ENV_SETTINGS = {
   KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },
   KEYGATE_WORKERS: { schema: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1), doc: 'Gateway processes (Node cluster) sharing PORT; `auto`: one per core. More than 1 needs DATABASE_URL.' },
   KEYGATE_SHUTDOWN_GRACE_MS: { schema: z.coerce.number().int().min(0).default(10000), doc: 'On SIGTERM, how long in-flight requests may finish.' },
+  KEYGATE_DRAIN_DELAY_MS: { schema: z.coerce.number().int().min(0).max(600000).default(0), doc: 'On SIGTERM, how long the gateway keeps accepting requests (answering `/readyz` with 503 and `connection: close`) before it stops listening, so a load balancer that health-checks `/readyz` moves away first. Set it above the balancer\'s check interval for restarts without a failed request.' },
+  KEYGATE_HEADERS_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).max(600000).default(10000), doc: 'Longest time a client may take to send the request line and headers; then 408 REQUEST_TIMEOUT and the connection is closed (slow-header attacks).' },
+  KEYGATE_MAX_HEADER_BYTES: { schema: z.coerce.number().int().min(1024).max(1048576).default(16384), doc: 'Largest request line plus headers, bytes; larger is 431 HEADERS_TOO_LARGE.' },
+  KEYGATE_MAX_HEADERS: { schema: z.coerce.number().int().min(8).max(10000).default(100), doc: 'Most request header fields; more is 431 HEADERS_TOO_LARGE.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'Log level of the JSON logs on stdout.' },
 } as const
 

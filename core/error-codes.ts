@@ -36,6 +36,9 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
+  REQUEST_MALFORMED: { status: 400, title: 'Bad Request', detail: 'The request is not valid HTTP/1.1 (its framing, Host header, version or characters); the connection is closed' },
+  HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers are too large or too many' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request headers did not arrive in time; the connection is closed' },
   // --- upstreams and our own dependencies ----------------------------------------------------------
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not answer in time' },

@@ -12,6 +12,7 @@ import { loadConfig, parseFileConfig, withoutEmpty, type KeygateConfig } from '.
 import { systemClock, type Clock } from '../core/clock.ts'
 import { controlPlane } from '../core/control-plane.ts'
 import { ConfigError } from '../core/errors.ts'
+import { httpLimits } from '../core/http-guard.ts'
 import { closeServer, listen } from '../core/http-listen.ts'
 import { identitySigner, type IdentitySigner } from '../core/identity-signer.ts'
 import { keyStore } from '../core/key-store.ts'
@@ -169,6 +170,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       upgrade: upgrades.handle,
       jwks: () => signer.jwks(),
       ready: async () => !draining && (await migrationsApplied(db)),
+      limits: httpLimits(env),
+      draining: () => draining,
+      onRefused: (code, err) => logger.info('request refused', { code, reason: err?.code ?? code }),
     })
     const port = await listen(server, env.PORT, env.HOST)
     jwksUrl = `http://${env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST}:${port}/.well-known/jwks.json`
@@ -228,6 +232,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
           draining = true
           // WebSockets have no natural end: they are told the server is going away (1001) at once.
           upgrades.closeAll(1001)
+          // Readiness fails and every answer closes its connection; a load balancer checking /readyz moves
+          // new requests elsewhere during the delay, after which nothing new arrives when the listener closes.
+          if (env.KEYGATE_DRAIN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, env.KEYGATE_DRAIN_DELAY_MS))
           await closeServer(server, env.KEYGATE_SHUTDOWN_GRACE_MS)
           for (const c of cleanups) await c().catch(() => {})
         })()

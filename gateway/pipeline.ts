@@ -45,13 +45,17 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
 }
 
-/** Answers with the problem for `code`; returns the code, which the access log records. */
-function deny(res: ServerResponse, requestId: string, code: ErrorCode, headers?: Record<string, string>): ErrorCode {
+/**
+ * Answers with the problem for `code`; returns the code, which the access log records. A body the client is
+ * still sending is not read to its end (a refused 1 GB upload would otherwise be received and thrown away):
+ * the connection closes after the answer.
+ */
+function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode, headers?: Record<string, string>): ErrorCode {
+  if (!req.complete) res.shouldKeepAlive = false
   sendProblem(res, code, { instance: requestId, headers: { ...headers, 'x-request-id': requestId } })
   return code
 }
 
-const CLOSE = { connection: 'close' }
 
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger } = deps
@@ -71,14 +75,14 @@ export function createPipeline(deps: PipelineDeps) {
     try {
       const path = normalizePath(req.url)
       if (!path.ok) {
-        failure = deny(res, requestId, path.code)
+        failure = deny(req, res, requestId, path.code)
         return
       }
       const credential = extractCredential(req)
       const router = deps.router()
       const route = router.match(path.path, method, req.headers.host)
       if (!route) {
-        failure = deny(res, requestId, 'ROUTE_NOT_FOUND')
+        failure = deny(req, res, requestId, 'ROUTE_NOT_FOUND')
         return
       }
       routeName = route.name
@@ -86,15 +90,14 @@ export function createPipeline(deps: PipelineDeps) {
       const auth = await authenticateForRoute(route, credential, deps.authenticators)
       if (!auth.ok) {
         metrics.authFailures.inc({ code: auth.code })
-        failure = deny(res, requestId, auth.code)
+        failure = deny(req, res, requestId, auth.code)
         return
       }
       principal = auth.principal
 
       const body = limitBody(req, route.max_body_bytes)
-      // The rest of an oversized body is not read: the connection closes after the answer.
       if (!body.ok) {
-        failure = deny(res, requestId, body.code, CLOSE)
+        failure = deny(req, res, requestId, body.code)
         return
       }
       // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
@@ -150,16 +153,16 @@ export function createPipeline(deps: PipelineDeps) {
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
-          failure = deny(res, requestId, 'BODY_TOO_LARGE', CLOSE)
+          failure = deny(req, res, requestId, 'BODY_TOO_LARGE')
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
-        if (outcome.code !== 'ABORTED') failure = deny(res, requestId, outcome.code)
+        if (outcome.code !== 'ABORTED') failure = deny(req, res, requestId, outcome.code)
       }
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
       if (code === 'INTERNAL') logger.error('request failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
-      failure = deny(res, requestId, code)
+      failure = deny(req, res, requestId, code)
     } finally {
       untrack?.()
       const status = res.headersSent ? res.statusCode : 0

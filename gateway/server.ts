@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { ErrorCode } from '../core/error-codes.ts'
+import { answerClientErrors, refuseConnection, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
 import { sendProblem } from './problem.ts'
 
 /**
@@ -12,6 +14,12 @@ export interface GatewayServerDeps {
   jwks(): unknown
   /** Resolves true when the gateway can serve (database reachable, migrations applied, not draining). */
   ready(): Promise<boolean>
+  /** Header size, count and time limits; requests past them never reach the pipeline. */
+  limits: HttpLimits
+  /** True once shutdown began: every answer then closes its connection, so clients reconnect elsewhere. */
+  draining(): boolean
+  /** Hears each request refused before it reached the pipeline (malformed, headers too large or too slow). */
+  onRefused(code: ErrorCode, err?: NodeJS.ErrnoException): void
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -21,7 +29,14 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 export function createGatewayServer(deps: GatewayServerDeps): Server {
-  const server = createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => {
+  const server = createServer(serverOptions(deps.limits), (req, res) => {
+    if (deps.draining()) res.shouldKeepAlive = false
+    const refused = requestRefusal(req, deps.limits)
+    if (refused) {
+      deps.onRefused(refused)
+      res.shouldKeepAlive = false
+      return sendProblem(res, refused)
+    }
     const url = req.url ?? '/'
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (url === '/healthz') return json(res, 200, { status: 'ok' })
@@ -36,6 +51,15 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
     }
     void deps.handle(req, res)
   })
-  server.on('upgrade', (req, socket, head) => { void deps.upgrade(req, socket, head) })
+  server.on('upgrade', (req, socket, head) => {
+    const refused = requestRefusal(req, deps.limits)
+    if (refused) {
+      deps.onRefused(refused)
+      refuseConnection(socket, refused)
+      return
+    }
+    void deps.upgrade(req, socket, head)
+  })
+  answerClientErrors(server, deps.onRefused)
   return server
 }

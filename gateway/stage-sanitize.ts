@@ -3,16 +3,19 @@ import type { IncomingMessage } from 'node:http'
 /**
  * Stage 5: the headers that go upstream. Everything hop-by-hop (RFC 9110 §7.6.1, plus what `Connection`
  * names) and every header of the reserved families is dropped, compared case-insensitively with `_` read as
- * `-`, so no client can smuggle an identity past the gateway in any spelling. The client's credential is not
+ * `-`, so no client can smuggle an identity past the gateway in any spelling. Method override headers are
+ * dropped the same way: the method the route admitted is the method the upstream sees. The client's credential is not
  * forwarded unless the route asks for it.
  */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host', 'expect', 'http2-settings'])
 const RESERVED_EXACT = new Set(['x-user-id', 'x-username', 'x-auth-method', 'x-api-key-id', 'x-request-id', 'forwarded', 'x-real-ip'])
+// Method override headers would let a request the route admitted as one method act as another upstream.
+const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const RESERVED_PREFIXES = ['x-keygate-', 'x-forwarded-']
 
 export function isReservedHeader(name: string, identityHeader: string): boolean {
   const n = name.trim().toLowerCase().replaceAll('_', '-')
-  return n === identityHeader || RESERVED_EXACT.has(n) || RESERVED_PREFIXES.some((p) => n.startsWith(p))
+  return n === identityHeader || RESERVED_EXACT.has(n) || METHOD_OVERRIDE.has(n) || RESERVED_PREFIXES.some((p) => n.startsWith(p))
 }
 
 export interface SanitizeOptions {

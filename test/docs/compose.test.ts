@@ -149,9 +149,10 @@ t.test('the HEALTHCHECK asks PORT for a path every Keygate process answers witho
     }
   }
   const unreachable = async () => { throw new Error('no credential checks expected') }
+  const limits = { headersTimeoutMs: 10_000, maxHeaderBytes: 16_384, maxHeaders: 100 }
   const probes: Record<string, (args: string[]) => Promise<number>> = {
-    'gateway/main.ts': () => status(createGatewayServer({ handle: unreachable, upgrade: unreachable, jwks: () => ({ keys: [] }), ready: async () => true })),
-    'admin-api/main.ts': () => status(createAdminServer({ app: (_req, res) => void res.writeHead(500).end(), ready: async () => true })),
+    'gateway/main.ts': () => status(createGatewayServer({ handle: unreachable, upgrade: unreachable, jwks: () => ({ keys: [] }), ready: async () => true, limits, draining: () => false, onRefused: () => {} })),
+    'admin-api/main.ts': () => status(createAdminServer({ app: (_req, res) => void res.writeHead(500).end(), ready: async () => true, limits })),
     'examples/main.ts': async ([name]) => {
       const demo = await startDemo(name as DemoName, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', KEYGATE_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' })
       try {

@@ -28,6 +28,12 @@ t.test('reserved identity and forwarding headers are removed in every spelling',
   for (const n of spellings) t.equal(isReservedHeader(n, IDENTITY), true, n)
 })
 
+t.test('method override headers are removed, so the upstream acts on the method the route admitted', async (t) => {
+  const spellings = ['X-HTTP-Method-Override', 'x_http_method_override', 'X-Http-Method', 'x-method-override', 'X_METHOD_OVERRIDE']
+  t.same(names(spellings.map((n) => [n, 'DELETE'])), [])
+  t.equal(isReservedHeader('x-http-methods', IDENTITY), false, 'a header that only starts the same way stays')
+})
+
 t.test('a custom identity header name is reserved too', async (t) => {
   t.equal(isReservedHeader('My_Identity', 'my-identity'), true)
   t.same(sanitizeRequestHeaders(request([['My-Identity', 'forged'], ['accept', '*/*']]), { identityHeader: 'my-identity', forwardAuthorization: false }), ['accept', '*/*'])
