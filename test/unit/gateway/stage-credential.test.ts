@@ -55,3 +55,25 @@ t.test('a credential of 8192 characters is read and one of 8193 is malformed', a
   t.same(extractCredential(request([['Authorization', `Bearer ${'a'.repeat(8192)}`]])), { kind: 'bearer', value: 'a'.repeat(8192) })
   t.same(extractCredential(request([['Authorization', `Bearer ${'a'.repeat(8193)}`]])), INVALID)
 })
+
+t.test('only spaces and tabs around the value are optional whitespace; any other blank is part of it', async (t) => {
+  t.same(extractCredential(request([['Authorization', '\t Bearer  sk_live_abc123 \t']])), { kind: 'bearer', value: 'sk_live_abc123' })
+  const blanks: Array<[string, string]> = [
+    ['no-break space after', 'Bearer sk_live_abc123\u00a0'],
+    ['no-break space before', '\u00a0Bearer sk_live_abc123'],
+    ['no-break space between', 'Bearer \u00a0sk_live_abc123'],
+    ['tab between', 'Bearer\tsk_live_abc123'],
+    ['vertical tab after', 'Bearer sk_live_abc123\v'],
+    ['form feed before', '\fBearer sk_live_abc123'],
+  ]
+  for (const [label, value] of blanks) {
+    t.same(extractCredential(request([['Authorization', value]])), INVALID, label)
+  }
+})
+
+t.test('a long run of spaces is refused without backtracking', async (t) => {
+  const started = performance.now()
+  t.same(extractCredential(request([['Authorization', `Bearer${' '.repeat(16_000)}a b`]])), INVALID)
+  t.same(extractCredential(request([['Authorization', `Bearer a${' '.repeat(16_000)}b`]])), INVALID)
+  t.ok(performance.now() - started < 100, 'in linear time (a backtracking pattern takes seconds on this input)')
+})
