@@ -31,9 +31,18 @@ export function errorHandler(logger: Logger) {
     if (type === 'entity.too.large') return sendError(res, 'BODY_TOO_LARGE')
     if (type === 'entity.parse.failed') return sendError(res, 'BODY_INVALID_JSON')
     if (type === 'charset.unsupported' || type === 'encoding.unsupported') return sendError(res, 'UNSUPPORTED_MEDIA_TYPE')
+    // A body that does not decode as its Content-Encoding says (gzip that is not gzip): the body parser marks
+    // the decompression error 400 without a type. It is a broken body, like broken JSON, not our fault.
+    if (type === undefined && isBodyParserClientError(err)) return sendError(res, 'BODY_INVALID_JSON')
     logger.error('admin request failed', { error: String((err as Error)?.message ?? err) })
     sendError(res, 'INTERNAL')
   }
+}
+
+/** An error the body parser raised over the request body's bytes (made by http-errors: status 400, `expose` set). */
+function isBodyParserClientError(err: unknown): boolean {
+  const e = err as { status?: unknown; expose?: unknown }
+  return e.status === 400 && e.expose === true
 }
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString())

@@ -50,7 +50,7 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
   '/api/v1/auth/audit': { get: { id: 'listAuditEventsApiV1AuthAuditGet', summary: 'Credential events (extension); superusers see all', auth: 'credential', params: [{ name: 'user_id', in: 'query', schema: { type: 'string', format: 'uuid' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'before', in: 'query', schema: { type: 'integer', minimum: 1 } }], ok: { status: 200, schema: S.AuditList, description: 'Events, newest first' }, errors: [401, 403, 422] } },
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Malformed request (Authorization header, JSON body, or a wrong current password)', 413: 'Body too large', 503: 'A dependency (the credential store, or the gateway\'s key set when the admin API runs on its own) is unavailable', 401: 'Missing or invalid credential', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 422: 'Validation failed', 429: 'Too many attempts' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Malformed request (Authorization header, JSON body, or a wrong current password)', 413: 'Body too large', 415: 'Unsupported charset or content encoding (UNSUPPORTED_MEDIA_TYPE)', 503: 'A dependency (the credential store, or the gateway\'s key set when the admin API runs on its own) is unavailable', 401: 'Missing or invalid credential', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 422: 'Validation failed', 429: 'Too many attempts' }
 
 function components(): Record<string, unknown> {
   const input = z.toJSONSchema(z.globalRegistry, { io: 'input', target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` }).schemas
@@ -74,7 +74,7 @@ export function openApiDocument(): Record<string, unknown> {
       }
       // Every operation can meet these: a malformed Authorization header or body, a body too large, the
       // credential store down.
-      const common = [...(op.body ? [400, 413] : [400]), 503]
+      const common = [...(op.body ? [400, 413, 415] : [400]), 503]
       for (const status of [...new Set([...op.errors, ...common])].sort()) responses[status] = { description: STATUS_TEXT[status], content: { 'application/problem+json': { schema: refOf(S.Problem) } } }
       paths[path]![method] = {
         operationId: op.id,

@@ -5,23 +5,29 @@ import { z } from 'zod'
  * OpenAPI document from the same objects, so the document cannot drift from the code.
  */
 const username = z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
+// Text that is stored or looked up must reach PostgreSQL as sent: a NUL is refused by its text type (the call
+// failed with 500), and an unpaired surrogate would be stored as U+FFFD (not what was sent).
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const storable = (s: string) => !s.includes('\u0000') && !UNPAIRED_SURROGATE.test(s)
+const STORABLE = 'must not contain NUL or unpaired surrogate characters'
+const fullName = z.string().max(200).refine(storable, STORABLE)
 const password = z.string().min(8).max(128)
 const email = z.email().max(254)
 const isoTime = z.iso.datetime({ offset: true })
 
 export const LoginRequest = z.union([
-  z.strictObject({ username: z.string().min(1).max(254), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
-  z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
+  z.strictObject({ username: z.string().min(1).max(254).refine(storable, STORABLE), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
+  z.strictObject({ email: z.string().min(1).max(254).refine(storable, STORABLE), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
 ]).meta({ id: 'LoginRequest' })
 
-export const RegisterRequest = z.strictObject({ email, username, password, full_name: z.string().max(200).nullish() }).meta({ id: 'RegisterRequest' })
+export const RegisterRequest = z.strictObject({ email, username, password, full_name: fullName.nullish() }).meta({ id: 'RegisterRequest' })
 export const RefreshRequest = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() }).meta({ id: 'RefreshRequest' })
-export const UpdateMeRequest = z.strictObject({ full_name: z.string().max(200).nullish(), email: email.nullish() }).meta({ id: 'UpdateMeRequest' })
+export const UpdateMeRequest = z.strictObject({ full_name: fullName.nullish(), email: email.nullish() }).meta({ id: 'UpdateMeRequest' })
 export const ChangePasswordRequest = z.strictObject({ current_password: z.string().min(1).max(128), new_password: password }).meta({ id: 'ChangePasswordRequest' })
 
 const scope = z.string().regex(/^[a-z0-9:._-]{1,64}$/, 'lowercase letters, digits and ":._-"')
 export const CreateApiKeyRequest = z.strictObject({
-  name: z.string().trim().min(1).max(100),
+  name: z.string().trim().min(1).max(100).refine(storable, STORABLE),
   expires_in_days: z.number().int().min(1).max(3650).optional(),
   expires_at: isoTime.optional(),
   scopes: z.array(scope).max(50).optional(),
@@ -31,7 +37,7 @@ export const RollApiKeyRequest = z.strictObject({
   grace_period_seconds: z.number().int().min(0).max(7 * 86_400).default(0).describe('How long the old key keeps working: 0 (revoked now) to 604800 (7 days)'),
 }).meta({ id: 'RollApiKeyRequest' })
 
-export const CreateUserRequest = z.strictObject({ username, password, email: email.nullish(), full_name: z.string().max(200).nullish(), is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
+export const CreateUserRequest = z.strictObject({ username, password, email: email.nullish(), full_name: fullName.nullish(), is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
 export const PatchUserRequest = z.strictObject({ is_active: z.boolean().optional(), is_superuser: z.boolean().optional() }).meta({ id: 'PatchUserRequest' })
 
 export const UserResponse = z.strictObject({

@@ -60,6 +60,11 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
     }
     void deps.upgrade(req, socket, head)
   })
+  // CONNECT (a tunnel) names no path: refused like any target that does not start with "/".
+  server.on('connect', (_req, socket) => {
+    deps.onRefused('PATH_INVALID')
+    refuseConnection(socket, 'PATH_INVALID')
+  })
   answerClientErrors(server, deps.onRefused)
   return server
 }

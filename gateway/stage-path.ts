@@ -1,7 +1,8 @@
 /**
  * Stage 1 of the pipeline: the request target, normalised before any route sees it. Anything that could make
  * one path mean two things to the gateway and to an upstream (dot segments, encoded `/` `\` `.`, NUL and
- * control characters, invalid UTF-8) is refused rather than guessed at; repeated slashes collapse.
+ * control characters, invalid UTF-8) is refused rather than guessed at; repeated slashes collapse. A dot segment
+ * with path parameters (`..;x`, `.;`) counts as one: Servlet containers strip the parameters, then resolve it.
  */
 export type PathResult = { ok: true; path: string; search: string } | { ok: false; code: 'PATH_INVALID' }
 
@@ -28,6 +29,9 @@ export function normalizePath(target: string | undefined): PathResult {
   // An encoded unreserved character means the character itself to every upstream (RFC 3986 §6.2.2.2): decoded
   // here, so that `/%61dmin` meets the route of `/admin` instead of slipping past it to a shorter prefix.
   const path = raw.replace(UNRESERVED_ENCODED, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replace(/\/{2,}/g, '/')
-  for (const segment of decoded.split('/')) if (segment === '.' || segment === '..') return { ok: false, code: 'PATH_INVALID' }
+  for (const segment of decoded.split('/')) {
+    const name = segment.includes(';') ? segment.slice(0, segment.indexOf(';')) : segment
+    if (name === '.' || name === '..') return { ok: false, code: 'PATH_INVALID' }
+  }
   return { ok: true, path, search }
 }

@@ -15,6 +15,13 @@ t.test('dot segments are refused, plain or percent-encoded in any case', async (
   }
 })
 
+t.test('a dot segment with path parameters is refused, as an upstream that strips them would resolve it', async (t) => {
+  for (const target of ['/public/..;/private', '/public/..;x=1/private', '/public/.;/x', '/public/..%3b/private', '/public/%2e%2e;/private', '/public/..;']) {
+    t.same(normalizePath(target), INVALID, target)
+  }
+  t.same(normalizePath('/public/a;b/..c;d'), { ok: true, path: '/public/a;b/..c;d', search: '' }, 'other segments with parameters pass')
+})
+
 t.test('encoded slash, encoded and raw backslash and NUL are refused', async (t) => {
   for (const target of ['/api/a%2fb', '/api/a%2Fb', '/api/a%5cb', '/api/a%5Cb', '/api/a\\b', '/api/a%00b', '/api/a\u0000b']) {
     t.same(normalizePath(target), INVALID, JSON.stringify(target))
