@@ -11,9 +11,24 @@ export interface PgDbOptions {
   connectTimeoutMs?: number
 }
 
+/**
+ * How long after the statement timeout a query may still wait for its answer before the client gives up on
+ * the connection. The statement timeout is enforced by the server, so it cannot end a query whose server never
+ * sees it or whose answer never arrives (a network partition: nothing answers, nothing fails); this bound can.
+ */
+export const QUERY_READ_MARGIN_MS = 500
+
+/** Failures that mean the database cannot serve now, as opposed to a wrong query. */
+function unavailable(err: unknown): boolean {
+  if (isConnectionFailure(err)) return true
+  const e = err as { code?: string; message?: string } | null
+  // 57014: cancelled by the statement timeout (a database too slow to answer in time).
+  return e?.code === '57014' || e?.message === 'Query read timeout'
+}
+
 function guard<T>(p: Promise<T>): Promise<T> {
   return p.catch((err: unknown) => {
-    throw isConnectionFailure(err) ? new DatabaseUnavailableError(err) : err
+    throw unavailable(err) ? new DatabaseUnavailableError(err) : err
   })
 }
 
@@ -29,11 +44,15 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
 export async function openPgDb(options: PgDbOptions): Promise<Db> {
   const schema = options.schema
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new RangeError(`invalid schema name ${schema}`)
+  const statementTimeoutMs = options.statementTimeoutMs ?? 5000
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 2000,
-    statement_timeout: options.statementTimeoutMs ?? 5000,
+    statement_timeout: statementTimeoutMs,
+    // Client side: a query whose answer does not come fails with "Query read timeout", and the pool discards
+    // that connection (a query on it may still be pending).
+    query_timeout: statementTimeoutMs + QUERY_READ_MARGIN_MS,
     options: schema ? `-c search_path=${schema}` : undefined,
   })
   // An idle client losing its server must not crash the process; the next query reports it.
@@ -45,16 +64,20 @@ export async function openPgDb(options: PgDbOptions): Promise<Db> {
     ...root,
     async transaction(fn) {
       const client = await guard(pool.connect())
+      // A connection that failed or timed out is discarded, never handed to the next caller: a timed-out query
+      // may still be pending on it. Its transaction ends with it.
+      let broken: Error | undefined
       try {
         await guard(client.query('BEGIN'))
         const result = await fn(wrap(client))
         await guard(client.query('COMMIT'))
         return result
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {})
+        if (err instanceof DatabaseUnavailableError) broken = err
+        else await client.query('ROLLBACK').catch((e: unknown) => { broken = e as Error })
         throw err
       } finally {
-        client.release()
+        client.release(broken)
       }
     },
     close: () => pool.end(),

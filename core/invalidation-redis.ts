@@ -30,13 +30,17 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
   let lastGen: number | undefined
   let timer: NodeJS.Timeout | undefined
 
-  const resync = (reason: string) => {
-    lastGen = undefined
-    options.onResync(reason)
-  }
-
   // Generations this instance published and already applied: their echo only advances the generation.
   const own = new Set<number>()
+
+  const resync = (reason: string) => {
+    lastGen = undefined
+    // An echo lost while the subscriber was away would otherwise stay here, and after Redis loses its data
+    // (the generation counts from zero again) swallow another instance's message with the same number.
+    // Forgetting them costs at most an own message applied twice, which changes nothing.
+    own.clear()
+    options.onResync(reason)
+  }
   const deliver = (envelope: Envelope, local: boolean) => {
     if (!local) {
       if (lastGen !== undefined && envelope.gen > lastGen + 1) resync('missed messages')

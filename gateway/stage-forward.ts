@@ -20,7 +20,11 @@ export interface ForwardRequest {
   method: string
   headers: string[]
   body: Readable | null
-  /** Until the response headers arrive. */
+  /**
+   * Until the response headers arrive: from the dispatch (waiting for a pooled connection or for the TCP
+   * handshake included) without a request body; with one, the wait for a connection, then from the end of
+   * the upload (undici's headers timeout, which restarts with every body chunk written).
+   */
   timeoutMs: number
   /** Longest silence while the response body streams. */
   idleTimeoutMs: number
@@ -38,6 +42,11 @@ export type ForwardOutcome =
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
+class UpstreamTimeoutError extends Error {
+  override readonly name = 'UpstreamTimeoutError'
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT'
+}
+
 const kRelay = Symbol('keygate.relay')
 type RelayedResponse = ServerResponse & { [kRelay]?: Relay }
 
@@ -49,6 +58,9 @@ class ClientClosedError extends Error {
 class Relay {
   private abortUpstream: ((err: Error) => void) | undefined
   private clientGone = false
+  private timedOut = false
+  /** timeout_ms from the dispatch: undici's own timers start only once a socket is connected. */
+  timer: NodeJS.Timeout | undefined
   private responding = false
   private completed = false
   private settled = false
@@ -66,12 +78,45 @@ class Relay {
 
   onConnect(abort: (err: Error) => void): void {
     if (this.clientGone) return abort(new ClientClosedError())
+    if (this.timedOut) return abort(new UpstreamTimeoutError())
     this.abortUpstream = abort
+    // With a body, the upload may take longer than timeout_ms: from here undici's headers timeout counts, from
+    // the last chunk written.
+    if (this.f.body) this.clearTimer()
+  }
+
+  /** timeout_ms passed without response headers: a 504, whether or not a connection was ever made. */
+  timeout(): void {
+    this.timer = undefined
+    if (this.responding || this.settled) return
+    this.timedOut = true
+    // Connected: undici answers with onError, which settles. Still connecting (a handshake that never
+    // completes, a full pool): answer now; onConnect aborts the request if it ever gets a socket.
+    if (this.abortUpstream) return this.abortUpstream(new UpstreamTimeoutError())
+    this.keepClientForAnswer()
+    this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', upstreamMs: performance.now() - this.started })
+  }
+
+  /**
+   * Before the response started the client gets a problem answer, so its connection must outlive the failed
+   * exchange: a request body not read to its end is left alone (destroying an unfinished request destroys its
+   * socket, and the answer with it) and the connection closes after the answer, the rest of the upload unread.
+   */
+  private keepClientForAnswer(): void {
+    const body = this.f.body
+    if (body && !body.readableEnded) this.res.shouldKeepAlive = false
+  }
+
+  private clearTimer(): void {
+    if (this.timer === undefined) return
+    clearTimeout(this.timer)
+    this.timer = undefined
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // 1xx interim answers are not relayed (undici's request() dropped them too).
     if (statusCode < 200) return true
+    this.clearTimer()
     this.upstreamMs = performance.now() - this.started
     this.status = statusCode
     this.resumeUpstream = resume
@@ -98,16 +143,17 @@ class Relay {
   }
 
   onError(err: Error & { code?: string }): void {
+    if (!this.responding) {
+      this.keepClientForAnswer()
+      const upstreamMs = performance.now() - this.started
+      this.settle(this.clientGone ? { ok: false, code: 'ABORTED', upstreamMs } : { ok: false, code: this.timedOut || TIMEOUT_CODES.has(err.code ?? '') ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', upstreamMs })
+      return
+    }
     // As undici's request() did: a request body still flowing is destroyed with the exchange.
     const body = this.f.body
     if (body && !body.destroyed) {
       body.on('error', noop)
       body.destroy(err)
-    }
-    if (!this.responding) {
-      const upstreamMs = performance.now() - this.started
-      this.settle(this.clientGone ? { ok: false, code: 'ABORTED', upstreamMs } : { ok: false, code: TIMEOUT_CODES.has(err.code ?? '') ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', upstreamMs })
-      return
     }
     if (!this.res.destroyed) this.res.destroy()
     this.settle({ ok: false, code: 'ABORTED', upstreamMs: this.upstreamMs })
@@ -125,6 +171,7 @@ class Relay {
   private settle(outcome: ForwardOutcome): void {
     if (this.settled) return
     this.settled = true
+    this.clearTimer()
     this.res[kRelay] = undefined
     this.ended?.()
     this.resolve(outcome)
@@ -148,6 +195,7 @@ export function forward(dispatcher: Dispatcher, res: ServerResponse, f: ForwardR
     const relay = new Relay(res, f, performance.now(), resolve)
     ;(res as RelayedResponse)[kRelay] = relay
     res.on('close', onResponseClose)
+    relay.timer = setTimeout(() => relay.timeout(), f.timeoutMs)
     dispatcher.dispatch({
       origin: f.origin,
       path: f.path,
