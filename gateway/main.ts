@@ -141,7 +141,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const usage = keyUsageRecorder({ db, clock, onError: (err) => logger.warn('last_used_at flush failed', { error: String(err) }) })
     cleanups.unshift(() => usage.close())
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 256 })
-    cleanups.unshift(() => dispatcher.close())
+    // By the time this runs every client exchange has ended (or was cut at the grace deadline); what undici still
+    // holds (a connection attempt to an upstream that never completes its handshake) is not waited for.
+    cleanups.unshift(() => dispatcher.destroy())
 
     let draining = false
     const authenticators = [
