@@ -9,6 +9,7 @@ import { loadClient, loadLoop, type LoadReport } from '../helpers/load.ts'
 import { TEST_DATABASE_URL, testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate } from '../helpers/process.ts'
 import { tcpProxy } from '../helpers/tcp-proxy.ts'
+import { leakedSecrets } from '../helpers/raw-http.ts'
 
 /**
  * PostgreSQL unavailable while a gateway process serves load. The shared server cannot be stopped, so the
@@ -195,5 +196,9 @@ t.test('PostgreSQL unavailable under load, in front of a gateway process', async
     })
     t.same(report.failures, [], `${report.sent} requests with cached credentials, none failed`)
     t.comment(`slow: ${report.sent} cached requests ${JSON.stringify(report.statuses)}, slowest ${report.maxMs.toFixed(0)} ms; first 503 ${away?.first.toFixed(0)} ms, burst slowest ${away?.slowest.toFixed(0)} ms`)
+  })
+
+  await t.test('no credential appears in the gateway\'s output', async (t) => {
+    t.same(leakedSecrets(kg.output, [...keys, jwt, admin, BOOTSTRAP.password]), [])
   })
 })

@@ -5,6 +5,7 @@ import { loadClient, loadLoop } from '../helpers/load.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate, type KeygateProcess } from '../helpers/process.ts'
 import { privateRedis } from '../helpers/redis-server.ts'
+import { leakedSecrets } from '../helpers/raw-http.ts'
 
 /**
  * Redis is killed (SIGKILL: no shutdown, every connection reset, everything in it lost) and started again on
@@ -134,5 +135,9 @@ t.test('Redis killed and restarted under load, between two gateway processes', a
       const seen = await refusedWithin(to.url, key.api_key, 2000)
       t.equal(seen.code, 'KEY_REVOKED', `${name}: refused after ${seen.afterMs.toFixed(0)} ms`)
     }
+  })
+
+  await t.test('no credential appears in either gateway\'s output', async (t) => {
+    t.same(leakedSecrets([...a.output, ...b.output], [...credentials, admin, BOOTSTRAP.password]), [])
   })
 })

@@ -4,6 +4,7 @@ import { loadClient, loadLoop } from '../helpers/load.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate, type KeygateProcess } from '../helpers/process.ts'
+import { leakedSecrets } from '../helpers/raw-http.ts'
 
 /**
  * Two gateway processes behind a load balancer that health-checks `/readyz` (as every balancer does), one
@@ -67,7 +68,9 @@ t.test('a rolling restart of two gateways under load fails no request', async (t
   })
   await new Promise((r) => setTimeout(r, 500))
   const exits: Array<number | null> = []
+  const stopped: KeygateProcess[] = []
   for (const i of [0, 1]) {
+    stopped.push(gateways[i]!)
     exits.push(await gateways[i]!.stop('SIGTERM'))
     gateways[i] = await spawnKeygate(env(ports[i]!))
     // The balancer finds it ready again before the next one goes.
@@ -81,6 +84,7 @@ t.test('a rolling restart of two gateways under load fails no request', async (t
   t.ok(report.sent > 200, `the load kept flowing (${report.sent} requests)`)
   const served = await Promise.all(gateways.map((g) => call(g.url, 'GET', '/api/v1/conversations', { token: key })))
   t.same(served.map((r) => r.status), [200, 200], 'both restarted gateways serve the key')
+  t.same(leakedSecrets([...stopped.flatMap((g) => g.output), ...gateways.flatMap((g) => g.output)], [key, jwt, login.json.refresh_token, BOOTSTRAP.password]), [], 'no credential in any gateway\'s output')
 })
 
 t.test('without the drain delay the same restart fails requests (the delay is what the balancer needs)', async (t) => {

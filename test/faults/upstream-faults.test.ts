@@ -9,6 +9,7 @@ import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate } from '../helpers/process.ts'
 import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { leakedSecrets } from '../helpers/raw-http.ts'
 
 /**
  * Upstreams that fail in every way a TCP peer can, in front of a gateway running as its own OS process (so its
@@ -321,6 +322,10 @@ ${Object.keys(faults).filter((n) => n !== 'hang' && n !== 'stall-mid-body').map(
     t.same(many.map((m) => parse(m.raw).code), Array(6).fill('UPSTREAM_TIMEOUT'), 'five concurrent requests and one with a body: each 504')
     const slowest = Math.max(...many.map((m) => m.ms))
     t.ok(slowest < TIMEOUT_MS + 1500, `the slowest after ${slowest.toFixed(0)} ms`)
+  })
+
+  await t.test('no credential appears in the gateway\'s output', async (t) => {
+    t.same(leakedSecrets(kg.output, [key, jwt, BOOTSTRAP.password]), [])
   })
 
   await t.test('SIGTERM stops the gateway within its shutdown grace even while a connection attempt hangs', async (t) => {
