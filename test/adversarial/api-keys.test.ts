@@ -2,9 +2,9 @@ import t from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
 import { manualClock } from '../../core/clock.ts'
 import { verifyIdentity } from '../../verify/index.ts'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
-import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { echoGateway } from '../helpers/echo-gateway.ts'
 
 /**
  * Hostile input: API keys that are invented, mistyped, altered, cut, extended, revoked, expired or of another
@@ -32,19 +32,9 @@ function flipCase(key: string, prefix: string): string {
 
 t.test('API keys: altered, unknown, revoked, expired and misplaced keys are refused', async (t) => {
   const clock = manualClock(Date.now())
-  const echo = await echoServer()
-  t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-  - { name: echo, prefix: /echo, upstream: echo }
-`)
-  const kg = await keygateOnPostgres('adv_api_keys', { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', KEYGATE_MAX_KEYS_PER_USER: '10' }, undefined, clock)
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const { echo, kg } = await echoGateway(t, 'adv_api_keys', { routes: `
+    - { name: echo, prefix: /echo, upstream: echo }
+  `, env: { KEYGATE_MAX_KEYS_PER_USER: '10' }, clock })
   const format = apiKeyFormat()
   const P = format.prefix
 

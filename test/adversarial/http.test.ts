@@ -1,8 +1,8 @@
 import { connect } from 'node:net'
 import t from 'tap'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
-import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { echoGateway } from '../helpers/echo-gateway.ts'
 
 /**
  * HTTP/1.1 framing attacks: request smuggling (Content-Length against Transfer-Encoding), headers too large,
@@ -49,20 +49,10 @@ const FRAMING: Array<[string, string, number, string, streamed?: 'streamed']> = 
 ]
 
 t.test('HTTP framing attacks', async (t) => {
-  const echo = await echoServer()
-  t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-  - { name: echo, prefix: /echo, upstream: echo, max_body_bytes: 1024, idle_timeout_ms: 300 }
-  - { name: public, prefix: /public, upstream: echo, auth: public, max_body_bytes: 1024, idle_timeout_ms: 300 }
-`)
-  const kg = await keygateOnPostgres('http_attacks', { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', KEYGATE_HEADERS_TIMEOUT_MS: '600' })
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const { echo, kg } = await echoGateway(t, 'http_attacks', { routes: `
+    - { name: echo, prefix: /echo, upstream: echo, max_body_bytes: 1024, idle_timeout_ms: 300 }
+    - { name: public, prefix: /public, upstream: echo, auth: public, max_body_bytes: 1024, idle_timeout_ms: 300 }
+  `, env: { KEYGATE_HEADERS_TIMEOUT_MS: '600' } })
   const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })
   const key: string = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: login.json.access_token, body: { name: 'http' } })).json.api_key
 

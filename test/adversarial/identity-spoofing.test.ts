@@ -1,8 +1,8 @@
 import t from 'tap'
 import { verifyIdentity } from '../../verify/index.ts'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
-import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { echoGateway } from '../helpers/echo-gateway.ts'
 
 /**
  * Hostile input: a client that tries to pass itself off as someone else by sending the headers the gateway
@@ -100,22 +100,12 @@ const REQUEST_ID_CASES: Array<{ label: string; lines: string[]; outcome: { kept:
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 t.test('identity spoofing: no client-supplied identity reaches the upstream, in any spelling', async (t) => {
-  const echo = await echoServer()
-  t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-  - { name: echo, prefix: /echo, upstream: echo }
-  - { name: legacy, prefix: /legacy, upstream: echo, audience: legacy, plain_identity_headers: true }
-  - { name: open, prefix: /open, upstream: echo, auth: public }
-  - { name: maybe, prefix: /maybe, upstream: echo, auth: optional }
-`)
-  const kg = await keygateOnPostgres('adv_spoofing', { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false' })
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const { echo, kg } = await echoGateway(t, 'adv_spoofing', { routes: `
+    - { name: echo, prefix: /echo, upstream: echo }
+    - { name: legacy, prefix: /legacy, upstream: echo, audience: legacy, plain_identity_headers: true }
+    - { name: open, prefix: /open, upstream: echo, auth: public }
+    - { name: maybe, prefix: /maybe, upstream: echo, auth: optional }
+  ` })
 
   const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })
   const jwt: string = login.json.access_token

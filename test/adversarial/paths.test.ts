@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
-import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { echoGateway } from '../helpers/echo-gateway.ts'
 
 /**
  * Hostile request targets, sent over raw sockets so every byte is exactly as written. Each one ends in its
@@ -188,23 +188,13 @@ const METHODS: Row[] = [
 const OVERRIDE_NAMES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 
 t.test('hostile request targets', async (t) => {
-  const echo = await echoServer()
-  t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-  - { name: public, prefix: /public, upstream: echo, auth: public }
-  - { name: private, prefix: /private, upstream: echo }
-  - { name: admin-health, prefix: /admin/health, methods: [GET], upstream: echo, auth: public }
-  - { name: admin-area, prefix: /admin, upstream: echo, scopes: [admin] }
-  - { name: reports, prefix: /reports, methods: [GET, HEAD], upstream: echo }
-`)
-  const kg = await keygateOnPostgres('adv_paths', { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', KEYGATE_CONFIG_WATCH: 'false' })
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const { echo, kg } = await echoGateway(t, 'adv_paths', { routes: `
+    - { name: public, prefix: /public, upstream: echo, auth: public }
+    - { name: private, prefix: /private, upstream: echo }
+    - { name: admin-health, prefix: /admin/health, methods: [GET], upstream: echo, auth: public }
+    - { name: admin-area, prefix: /admin, upstream: echo, scopes: [admin] }
+    - { name: reports, prefix: /reports, methods: [GET, HEAD], upstream: echo }
+  `, env: { KEYGATE_CONFIG_WATCH: 'false' } })
   const login = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json
   const key: string = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: login.access_token, body: { name: 'paths' } })).json.api_key
 

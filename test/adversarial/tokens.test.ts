@@ -2,9 +2,9 @@ import { createPublicKey, randomUUID } from 'node:crypto'
 import { CompactSign } from 'jose'
 import t from 'tap'
 import { manualClock } from '../../core/clock.ts'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
-import { echoServer, routeFile } from '../helpers/upstreams.ts'
+import { echoGateway } from '../helpers/echo-gateway.ts'
 
 /**
  * Hostile input: access tokens that are forged, altered, confused with other tokens or past their life. The
@@ -38,19 +38,9 @@ function alter(token: string, part: number, index: number): string {
 
 t.test('tokens: forged, altered, confused and stale access tokens are refused', async (t) => {
   const clock = manualClock(Date.now())
-  const echo = await echoServer()
-  t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-  - { name: echo, prefix: /echo, upstream: echo }
-`)
-  const kg = await keygateOnPostgres('adv_tokens', { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', KEYGATE_JWT_SECRET: SECRET }, undefined, clock)
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  const { echo, kg } = await echoGateway(t, 'adv_tokens', { routes: `
+    - { name: echo, prefix: /echo, upstream: echo }
+  `, env: { KEYGATE_JWT_SECRET: SECRET }, clock })
 
   /** A raw GET of /echo with `Authorization: Bearer <token>`, its status and code, and whether it was forwarded. */
   async function present(token: string) {
