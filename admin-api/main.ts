@@ -14,6 +14,7 @@ import { createAdminApp } from './app.ts'
 import { ADMIN_AUDIENCE } from './identity.ts'
 import { createAdminServer } from './server.ts'
 import { httpLimits } from '../core/http-guard.ts'
+import { closeAll, type Cleanups } from '../core/cleanups.ts'
 
 /** The admin API running as its own process, behind the gateways (`npm run admin-api`). */
 export interface RunningAdminApi {
@@ -45,7 +46,7 @@ export async function startAdminApi(rawEnv: NodeJS.ProcessEnv = process.env, opt
   const clock = options.clock ?? systemClock
 
   const db = await openDatabase(env)
-  const cleanups: Array<() => Promise<void>> = [() => db.close()]
+  const cleanups: Cleanups = [() => db.close()]
   try {
     const applied = await migrate(db)
     if (applied.length) logger.info('migrations applied', { migrations: applied })
@@ -79,13 +80,13 @@ export async function startAdminApi(rawEnv: NodeJS.ProcessEnv = process.env, opt
         closing ??= (async () => {
           draining = true
           await closeServer(server, env.KEYGATE_SHUTDOWN_GRACE_MS)
-          for (const c of cleanups) await c().catch(() => {})
+          await closeAll(cleanups)
         })()
         return closing
       },
     }
   } catch (err) {
-    for (const c of cleanups) await c().catch(() => {})
+    await closeAll(cleanups)
     throw err
   }
 }

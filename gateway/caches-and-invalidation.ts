@@ -14,6 +14,7 @@ import { invalidationChannel } from '../core/open-database.ts'
 import type { SessionRecord } from '../core/session-store.ts'
 import { keyCacheKey } from './authenticator-api-key.ts'
 import { sessionCacheKey } from './authenticator-jwt.ts'
+import type { Cleanups } from '../core/cleanups.ts'
 
 /**
  * The credential caches and the invalidation bus of one instance, by deployment:
@@ -23,7 +24,7 @@ import { sessionCacheKey } from './authenticator-jwt.ts'
  * Every message drops the matching in-process entries; the metrics count lookups by layer and the delay
  * from publication to the moment this instance dropped the entry.
  */
-export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metrics: Metrics; logger: Logger; cleanups: Array<() => Promise<void>> }) {
+export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metrics: Metrics; logger: Logger; cleanups: Cleanups }) {
   const { env, db, metrics, logger, cleanups } = deps
   const warn = (msg: string) => (err: unknown) => logger.warn(msg, { error: String((err as Error)?.message ?? err) })
   const cacheKeyOf = (m: Invalidation) => (m.kind === 'key' ? keyCacheKey(m.keyHash) : m.kind === 'session' ? sessionCacheKey(m.sessionId) : undefined)

@@ -40,6 +40,7 @@ import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
 import { identityStamper } from './stage-sign-identity.ts'
+import { closeAll, type Cleanups } from '../core/cleanups.ts'
 
 /** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
 export interface RunningKeygate {
@@ -64,7 +65,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
   const clock = options.clock ?? systemClock
 
   const db = await openDatabase(env)
-  const cleanups: Array<() => Promise<void>> = [() => db.close()]
+  const cleanups: Cleanups = [() => db.close()]
   try {
     const applied = await migrate(db)
     if (applied.length) logger.info('migrations applied', { migrations: applied })
@@ -238,13 +239,13 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
           // new requests elsewhere during the delay, after which nothing new arrives when the listener closes.
           if (env.KEYGATE_DRAIN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, env.KEYGATE_DRAIN_DELAY_MS))
           await closeServer(server, env.KEYGATE_SHUTDOWN_GRACE_MS)
-          for (const c of cleanups) await c().catch(() => {})
+          await closeAll(cleanups)
         })()
         return closing
       },
     }
   } catch (err) {
-    for (const c of cleanups) await c().catch(() => {})
+    await closeAll(cleanups)
     throw err
   }
 }
