@@ -37,6 +37,8 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
       if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, code: 'KEY_EXPIRED' }
       if (!record.userActive) return { ok: false, code: 'USER_INACTIVE' }
       deps.recordUse?.(record.keyId)
+      // A revocation time still ahead is the end of a rolled key's grace period.
+      const until = record.revokedAt === null ? record.expiresAt : record.expiresAt === null ? record.revokedAt : Math.min(record.expiresAt, record.revokedAt)
       return {
         ok: true,
         principal: {
@@ -47,6 +49,7 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
           scopes: record.scopes.length ? record.scopes : ['*'],
           credentialId: `k:${record.keyId}`,
           revocationKey: keyCacheKey(record.keyHash),
+          ...(until !== null ? { validUntil: until } : {}),
         },
       }
     },

@@ -13,6 +13,11 @@ export interface Principal {
   readonly credentialId: string
   /** The cache key a revocation of this credential names (`k:<key hash>`, `s:<session id>`). */
   readonly revocationKey: string
+  /**
+   * When the credential stops being accepted by a deadline its owner set (an API key's expiry, or the end of a
+   * rolled key's grace period), ms since the epoch; exchanges it opened are closed then.
+   */
+  readonly validUntil?: number
 }
 
 export type AuthDenialCode = Extract<ErrorCode, 'KEY_MALFORMED' | 'KEY_UNKNOWN' | 'KEY_REVOKED' | 'KEY_EXPIRED' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'USER_INACTIVE'>

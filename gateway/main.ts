@@ -152,8 +152,12 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
     ]
     const streams = streamRegistry({
-      stillValid: async (credential) => (await authenticators.find((a) => a.accepts(credential))?.authenticate(credential))?.ok === true,
+      recheck: async (credential) => {
+        const result = await authenticators.find((a) => a.accepts(credential))?.authenticate(credential)
+        return result?.ok ? result.principal : undefined
+      },
       onClosed: ({ reason }) => metrics.streamsClosed.inc({ reason }),
+      now: clock.now,
     })
     bus.subscribe((m) => { void streams.revoked(m) })
     const shared = {

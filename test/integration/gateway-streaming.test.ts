@@ -211,6 +211,39 @@ routes:
     ws!.close()
   })
 
+  await t.test('a rolled key\'s streams close when its grace period ends, its successor\'s stay open', async (t) => {
+    const { id, api_key: key } = await newKey('rolled-short')
+    const { ws } = await openSocket(`${wsUrl}/ws/room`, key)
+    await ws!.next()
+    const events = await fetch(`${kg.url}/events`, { headers: { authorization: `Bearer ${key}` } })
+    const reader = events.body!.getReader()
+    await reader.read()
+    const rolled = await call(kg.url, 'POST', `/api/v1/auth/api-keys/${id}/roll`, { token: jwt, body: { grace_period_seconds: 1 } })
+    t.equal(rolled.status, 200)
+    const successor = await openSocket(`${wsUrl}/ws/room`, rolled.json.api_key)
+    await successor.ws!.next()
+    const rolledAt = performance.now()
+    const wsClosed = closed(ws!)
+    ws!.send('during the grace period')
+    t.equal(await ws!.next(), 'echo:during the grace period', 'the old key\'s socket works during the grace period')
+    t.equal(await wsClosed, 1008, 'then gets a policy-violation close')
+    let sseEnded = false
+    try {
+      for (;;) if ((await reader.read()).done) break
+      sseEnded = true
+    } catch {
+      sseEnded = true
+    }
+    const after = performance.now() - rolledAt
+    t.ok(sseEnded, 'the event stream ends too')
+    t.ok(after > 700 && after < 3000, `both about when the 1 s grace period ended (${after.toFixed(0)} ms)`)
+    successor.ws!.send('still here')
+    t.equal(await successor.ws!.next(), 'echo:still here', 'the successor\'s socket stays open')
+    successor.ws!.close()
+    const metrics = await fetch(`http://127.0.0.1:${kg.metricsPort}/metrics`).then((r) => r.text())
+    t.match(metrics, /keygate_streams_closed_total\{reason="expired"\} [1-9]/)
+  })
+
   await t.test('uploads stream intact, chunked or not, and bodies over the route limit are refused', async (t) => {
     const data = randomBytes(5 * 1024 * 1024 + 3)
     const digest = createHash('sha256').update(data).digest('hex')
