@@ -4,6 +4,7 @@ import { credentialCache } from '../core/credential-cache.ts'
 import type { Db } from '../core/db.ts'
 import { KeygateError } from '../core/errors.ts'
 import { inProcessBus, type Invalidation, type InvalidationBus } from '../core/invalidation.ts'
+import { invalidationOutbox } from '../core/invalidation-outbox.ts'
 import { pgNotifyBus } from '../core/invalidation-pg.ts'
 import { redisBus } from '../core/invalidation-redis.ts'
 import { connectRedis, parseRedisUrl, type RedisClient } from '../core/redis-connect.ts'
@@ -15,6 +16,9 @@ import type { SessionRecord } from '../core/session-store.ts'
 import { keyCacheKey } from './authenticator-api-key.ts'
 import { sessionCacheKey } from './authenticator-jwt.ts'
 import type { Cleanups } from '../core/cleanups.ts'
+
+/** How often an instance publishes the invalidations owed in the outbox (see below). */
+const OUTBOX_DRAIN_MS = 1000
 
 /**
  * The credential caches and the invalidation bus of one instance, by deployment:
@@ -57,7 +61,8 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
   }
   const observe = (m: Invalidation, sentAt: number) => metrics.invalidationDelay.observe({ kind: m.kind }, Math.max(0, Date.now() - sentAt) / 1000)
 
-  let bus: InvalidationBus = inProcessBus()
+  const inProcess = inProcessBus()
+  let bus: InvalidationBus = inProcess
   if (redisTarget && redis && shared) {
     const subscriber = connectRedis(redisTarget, 'subscriber')
     subscriber.on('error', () => {})
@@ -98,38 +103,45 @@ export async function cachesAndInvalidation(deps: { env: EnvConfig; db: Db; metr
     bus = pg
   }
   const published = bus.publish.bind(bus)
-  // What could not be published is published again once the transport answers, so the others drop it then
-  // (and the shared cache gets its tombstone) instead of at the end of a cache lifetime.
-  const pending: Invalidation[] = []
-  let retrying: NodeJS.Timeout | undefined
+  // What could not be published is owed to the other instances: written to the outbox in the database (beside
+  // the change it announces), which every instance drains while its transport answers, so the others drop it
+  // then (and the shared cache gets its tombstone) instead of at the end of a cache lifetime, even if this
+  // instance stops first. Held in memory only when not even the database takes it.
+  const outbox = invalidationOutbox(db)
+  const unsaved: Invalidation[] = []
   let busy = false
-  const retryPending = async () => {
+  const drain = async () => {
     if (busy) return
     busy = true
     try {
-      while (pending.length > 0) {
-        await published(pending[0]!)
-        pending.shift()
+      while (unsaved.length > 0) {
+        await published(unsaved[0]!)
+        unsaved.shift()
         metrics.invalidations.inc({ direction: 'sent' })
       }
-      clearInterval(retrying)
-      retrying = undefined
-      logger.info('invalidations published after the transport came back')
+      const sent = await outbox.drain(async (m) => {
+        await published(m)
+        metrics.invalidations.inc({ direction: 'sent' })
+      })
+      if (sent) logger.info('owed invalidations published', { count: sent })
     } catch {
-      // Still away: the next tick tries again.
+      // The transport (or the database) is still away: the next tick tries again.
     } finally {
       busy = false
     }
   }
-  cleanups.unshift(async () => clearInterval(retrying))
+  if (bus !== inProcess) {
+    const draining = setInterval(() => void drain(), OUTBOX_DRAIN_MS)
+    draining.unref()
+    cleanups.unshift(async () => clearInterval(draining))
+  }
   bus.publish = async (m) => {
     try {
       await published(m)
     } catch (err) {
-      pending.push(m)
-      retrying ??= setInterval(() => void retryPending(), 1000).unref()
+      await outbox.add(m).catch(() => { unsaved.push(m) })
       // The change is committed; this instance at least forgets it now. The caller must learn that the others
-      // were not told (they will drop it on their own within the cache lifetime, or at once on reconnect).
+      // were not told yet (they will be, from the outbox, once the transport answers).
       keyCache.invalidate(m, cacheKeyOf)
       sessionCache.invalidate(m, cacheKeyOf)
       metrics.invalidations.inc({ direction: 'failed' })

@@ -115,3 +115,29 @@ t.test('a gateway whose Redis does not answer at start still starts and serves, 
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: key })).status, 200, 'a new key works')
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 200, 'and so does the JWT')
 })
+
+t.test('a revocation the revoking gateway could not publish is published by another, even after the first one died', async (t) => {
+  const schema = await testSchema('inval_outbox')
+  const redis = await testRedisPrefix('outbox')
+  const relayA = await tcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port || 6379) })
+  // A cache lifetime far longer than the test: only a published invalidation can make B refuse the key.
+  const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, KEYGATE_REDIS_PREFIX: redis.prefix, KEYGATE_CACHE_TTL_MS: '600000' }
+  const a = await spawnKeygate({ ...env, REDIS_URL: `redis://127.0.0.1:${relayA.port}` })
+  const b = await spawnKeygate({ ...env, REDIS_URL: redis.url })
+  t.teardown(async () => { await Promise.all([a.stop('SIGKILL'), b.stop()]); await relayA.close(); await redis.drop(); await schema.drop() })
+  const jwt = (await call(a.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+  const key = (await call(a.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'k' } })).json as { id: string; api_key: string }
+  t.equal((await call(b.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200, 'cached on B and in Redis')
+
+  relayA.cut()
+  const res = await call(a.url, 'DELETE', `/api/v1/auth/api-keys/${key.id}`, { token: jwt })
+  t.equal(res.json.code, 'INVALIDATION_FAILED', 'A could not tell the others')
+  const died = await a.stop('SIGKILL')
+  t.equal(died, null, 'and A is killed before Redis comes back for it')
+  const seen = await refusedWithin(b.url, key.api_key, 10_000)
+  t.equal(seen.code, 'KEY_REVOKED', `B refuses it ${seen.afterMs.toFixed(0)} ms later (cache lifetime 600 s)`)
+  const db = new (await import('pg')).default.Client({ connectionString: schema.url })
+  await db.connect()
+  t.teardown(() => db.end())
+  t.equal((await db.query(`SELECT count(*)::int AS n FROM ${schema.schema}.invalidation_outbox`)).rows[0].n, 0, 'and nothing is owed any more')
+})
