@@ -50,12 +50,11 @@ export function requestIdOf(req: IncomingMessage): string {
  * still sending is not read to its end (a refused 1 GB upload would otherwise be received and thrown away):
  * the connection closes after the answer.
  */
-function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode, headers?: Record<string, string>): ErrorCode {
+function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode): ErrorCode {
   if (!req.complete) res.shouldKeepAlive = false
-  sendProblem(res, code, { instance: requestId, headers: { ...headers, 'x-request-id': requestId } })
+  sendProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
   return code
 }
-
 
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger } = deps
