@@ -45,13 +45,18 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
 }
 
+/** Past this, a refused request's unread body is not read to its end: the connection closes instead. */
+const DISCARD_MAX_BYTES = 64 * 1024
+
 /**
- * Answers with the problem for `code`; returns the code, which the access log records. A body the client is
- * still sending is not read to its end (a refused 1 GB upload would otherwise be received and thrown away):
- * the connection closes after the answer.
+ * Answers with the problem for `code`; returns the code, which the access log records. A large body the
+ * client is still sending (chunked, or declared over 64 KiB) is not read to its end (a refused 1 GB upload
+ * would otherwise be received and thrown away): the connection closes after the answer. A small one is read
+ * and dropped, so the connection stays open and the client, still writing, never meets a reset before it
+ * reads the answer.
  */
 function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode): ErrorCode {
-  if (!req.complete) res.shouldKeepAlive = false
+  if (!req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > DISCARD_MAX_BYTES)) res.shouldKeepAlive = false
   sendProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
   return code
 }

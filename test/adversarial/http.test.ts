@@ -96,6 +96,14 @@ t.test('HTTP framing attacks', async (t) => {
     t.equal(echo.seen.length, 0)
   })
 
+  await t.test('a refused request with a small body keeps its connection: the body is read and dropped', async (t) => {
+    // A client still writing its body when the gateway closed could meet a reset before it read the answer.
+    const { response, timedOut } = await rawExchange(kg.port, req(['POST /echo HTTP/1.1', 'Host: x', 'Content-Length: 100'], 'a'.repeat(100)), 1000)
+    t.same(statusAndCode(response), { status: 401, code: 'AUTH_REQUIRED' })
+    t.match(response, /\r\nconnection: keep-alive\r\n/i)
+    t.ok(timedOut, 'the connection stays open for the next request')
+  })
+
   await t.test('slow headers are answered 408 and closed after the headers timeout', async (t) => {
     const started = performance.now()
     const { response, timedOut } = await new Promise<{ response: string; timedOut: boolean }>((resolve) => {
