@@ -1,14 +1,13 @@
 import cluster from 'node:cluster'
-import { readFileSync, watch } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { basename, dirname } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import { pathToFileURL } from 'node:url'
 import { AggregatorRegistry } from 'prom-client'
 import { Agent } from 'undici'
 import { createAdminApp } from '../admin-api/app.ts'
 import { ADMIN_AUDIENCE } from '../admin-api/identity.ts'
-import { loadConfig, parseFileConfig, withoutEmpty, type KeygateConfig } from '../config/load.ts'
+import { loadConfig, withoutEmpty, type KeygateConfig } from '../config/load.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import { controlPlane } from '../core/control-plane.ts'
 import { ConfigError } from '../core/errors.ts'
@@ -33,6 +32,7 @@ import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
+import { routeReloader } from './route-reloader.ts'
 import { runPrimary } from './cluster-primary.ts'
 import { cachesAndInvalidation } from './caches-and-invalidation.ts'
 import { createGatewayServer } from './server.ts'
@@ -195,35 +195,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     cleanups.unshift(() => closeServer(metricsServer, 1000))
 
     // Routes reload on SIGHUP (see the entry point) and when the file changes; a bad file keeps the old routes.
-    const reload = (trigger: string): boolean => {
-      let text: string
-      try {
-        text = readFileSync(config.filePath, 'utf8')
-      } catch (err) {
-        logger.error('route reload failed; the previous routes keep serving', { trigger, problems: [`${config.filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`] })
-        return false
-      }
-      const parsed = parseFileConfig(text, config.filePath, rawEnv)
-      const next = parsed.config ? resolveRoutes(parsed.config, config.filePath, internal) : { problems: parsed.problems }
-      if (!next.routes) {
-        logger.error('route reload failed; the previous routes keep serving', { trigger, problems: next.problems })
-        return false
-      }
-      router = createRouter(next.routes)
-      logger.info('routes reloaded', { trigger, routes: next.routes.length })
-      return true
-    }
-    if (env.KEYGATE_CONFIG_WATCH) {
-      // Editors replace files rather than write them in place: watch the directory, debounce, then reload.
-      const file = basename(config.filePath)
-      let debounce: NodeJS.Timeout | undefined
-      const watcher = watch(dirname(config.filePath), (_event, name) => {
-        if (name !== file) return
-        clearTimeout(debounce)
-        debounce = setTimeout(() => reload('file change'), 100)
-      })
-      cleanups.unshift(async () => { clearTimeout(debounce); watcher.close() })
-    }
+    const { reload } = routeReloader({ filePath: config.filePath, rawEnv, internal, apply: (next) => { router = createRouter(next) }, logger, watch: env.KEYGATE_CONFIG_WATCH, cleanups })
 
     const url = `http://127.0.0.1:${port}`
     logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
