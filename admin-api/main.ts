@@ -15,6 +15,7 @@ import { ADMIN_AUDIENCE } from './identity.ts'
 import { createAdminServer } from './server.ts'
 import { httpLimits } from '../core/http-guard.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
+import { stopOnSignals } from '../core/signals.ts'
 
 /** The admin API running as its own process, behind the gateways (`npm run admin-api`). */
 export interface RunningAdminApi {
@@ -92,14 +93,7 @@ export async function startAdminApi(rawEnv: NodeJS.ProcessEnv = process.env, opt
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  startAdminApi().then((admin) => {
-    const stop = (signal: string) => {
-      admin.logger.info('shutting down', { signal })
-      admin.close().then(() => process.exit(0), () => process.exit(1))
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  }, (err: unknown) => {
+  startAdminApi().then(stopOnSignals, (err: unknown) => {
     process.stderr.write(`keygate admin-api: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)
   })

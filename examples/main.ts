@@ -7,6 +7,7 @@ import { jsonLogger } from '../core/logger.ts'
 import { remoteKeySource, type VerifyIdentityOptions } from '../verify/index.ts'
 import { createConversationService } from './demo-conversations.ts'
 import { createDocumentService } from './demo-documents.ts'
+import { stopOnSignals } from '../core/signals.ts'
 
 /** The demo services, by the upstream name (and identity audience) the route file gives them. */
 const DEMOS = {
@@ -51,12 +52,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.exit(1)
   }
   if (!name || !Object.hasOwn(DEMOS, name)) fail(`usage: tsx examples/main.ts ${Object.keys(DEMOS).join('|')}`)
-  startDemo(name as DemoName).then((demo) => {
-    const stop = (signal: string) => {
-      demo.logger.info('shutting down', { signal })
-      demo.close().then(() => process.exit(0), () => process.exit(1))
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  }, (err: unknown) => fail(err instanceof ConfigError || err instanceof Error ? err.message : String(err)))
+  startDemo(name as DemoName).then(stopOnSignals, (err: unknown) => fail(err instanceof ConfigError || err instanceof Error ? err.message : String(err)))
 }

@@ -41,6 +41,7 @@ import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
 import { identityStamper } from './stage-sign-identity.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
+import { stopOnSignals } from '../core/signals.ts'
 
 /** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
 export interface RunningKeygate {
@@ -244,12 +245,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   } else {
     startKeygate().then((keygate) => {
       process.on('SIGHUP', () => keygate.reload())
-      const stop = (signal: string) => {
-        keygate.logger.info('shutting down', { signal })
-        keygate.close().then(() => process.exit(0), () => process.exit(1))
-      }
-      process.once('SIGTERM', () => stop('SIGTERM'))
-      process.once('SIGINT', () => stop('SIGINT'))
+      stopOnSignals(keygate)
     }, fatal)
   }
 }
