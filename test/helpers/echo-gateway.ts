@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.ts'
 import { keygateOnPostgres } from './keygate.ts'
-import { echoServer, routeFile } from './upstreams.ts'
+import { echoRouteFile, echoServer } from './upstreams.ts'
 
 /**
  * A gateway on the local PostgreSQL (a schema of its own) in front of an echo upstream that records what it
@@ -10,15 +10,7 @@ import { echoServer, routeFile } from './upstreams.ts'
 export async function echoGateway(t: { teardown(fn: () => unknown): void }, label: string, options: { routes: string; env?: Record<string, string>; clock?: Clock }) {
   const echo = await echoServer()
   t.teardown(() => echo.close())
-  const config = routeFile(`
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo.origin}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
-${options.routes.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}
-`)
+  const config = echoRouteFile(echo.origin, options.routes)
   const kg = await keygateOnPostgres(label, { KEYGATE_CONFIG: config, KEYGATE_DEMOS: 'false', ...options.env }, undefined, options.clock)
   t.teardown(async () => { await kg.close(); await kg.db.drop() })
   return { echo, kg, config }

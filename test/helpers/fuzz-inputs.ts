@@ -73,20 +73,12 @@ export const TOO_LARGE = ['431 HEADERS_TOO_LARGE']
 export type RouteKind = 'echo' | 'public' | 'small' | 'admin' | 'none' | 'own'
 export type CredentialClass = 'none' | 'valid' | 'invalid'
 
-/** The route file the fuzz gateway runs with (`echo` is the local upstream's origin). */
-export function fuzzRoutes(echo: string): string {
-  return `
-upstreams:
-  admin: { url: "internal:admin" }
-  echo: { url: "${echo}" }
-routes:
-  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: /api/v1/auth, upstream: admin }
+/** The fuzz gateway's routes beside the admin API's (for `echoRouteFile`, whose `echo` is the local upstream). */
+export const FUZZ_ROUTES = `
   - { name: echo, prefix: /echo, upstream: echo }
   - { name: echo-public, prefix: /public, upstream: echo, auth: public }
   - { name: small, prefix: /small, upstream: echo, auth: public, max_body_bytes: 1024 }
 `
-}
 
 /** The documented outcomes of a well-formed request to `route` with a credential of class `credential`. */
 export function routeOutcomes(route: RouteKind, credential: CredentialClass): readonly string[] {

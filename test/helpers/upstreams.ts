@@ -51,3 +51,19 @@ export function routeFile(yaml: string): string {
   writeFileSync(path, yaml)
   return path
 }
+
+/**
+ * A route file (see `routeFile`) with the admin API's routes (login public, the rest behind a credential),
+ * an upstream `echo` at `echoOrigin`, and `routes` (YAML route lines naming `echo`).
+ */
+export function echoRouteFile(echoOrigin: string, routes: string): string {
+  return routeFile(`
+upstreams:
+  admin: { url: "internal:admin" }
+  echo: { url: "${echoOrigin}" }
+routes:
+  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }
+  - { name: auth, prefix: /api/v1/auth, upstream: admin }
+${routes.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}
+`)
+}
