@@ -1,5 +1,5 @@
-import { readFileSync, watch } from 'node:fs'
-import { basename, dirname } from 'node:path'
+import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs'
+import { dirname } from 'node:path'
 import { parseFileConfig } from '../config/load.ts'
 import type { Cleanups } from '../core/cleanups.ts'
 import type { Logger } from '../core/logger.ts'
@@ -9,6 +9,10 @@ import { resolveRoutes, type Route } from './router.ts'
  * Reloads the route file without a restart: on demand (SIGHUP, see the entry point) and, with `watch`, when
  * the file changes. A file that cannot be read or is invalid is refused and the previous routes keep serving;
  * a valid one is handed to `apply`.
+ *
+ * The watch sees the file replaced (editors write a new file and rename it over the old one), edited through
+ * a symbolic link, and a Kubernetes ConfigMap update: the kubelet writes the new files into a new directory
+ * and swaps the volume's `..data` link to it, so the file's own name never appears in an event.
  */
 export function routeReloader(deps: {
   filePath: string
@@ -26,30 +30,77 @@ export function routeReloader(deps: {
     logger.error('route reload failed; the previous routes keep serving', { trigger, problems })
     return false
   }
-  const reload = (trigger: string): boolean => {
-    let text: string
-    try {
-      text = readFileSync(filePath, 'utf8')
-    } catch (err) {
-      return refused(trigger, [`${filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`])
+  /** The text of the routes in force: a change event whose file reads the same reloads nothing. */
+  let current: string | undefined
+  try {
+    current = readFileSync(filePath, 'utf8')
+  } catch {
+    // The entry point read it a moment ago; the first change event will say what is wrong.
+  }
+  const reload = (trigger: string, text?: string): boolean => {
+    if (text === undefined) {
+      try {
+        text = readFileSync(filePath, 'utf8')
+      } catch (err) {
+        return refused(trigger, [`${filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`])
+      }
     }
     const parsed = parseFileConfig(text, filePath, deps.rawEnv)
     const next = parsed.config ? resolveRoutes(parsed.config, filePath, deps.internal) : { problems: parsed.problems }
     if (!next.routes) return refused(trigger, next.problems)
     deps.apply(next.routes)
+    current = text
     logger.info('routes reloaded', { trigger, routes: next.routes.length })
     return true
   }
   if (deps.watch) {
-    // Editors replace files rather than write them in place: watch the directory, debounce, then reload.
-    const file = basename(filePath)
+    // Watched: the directory of the path as configured (a replaced file, the `..data` swap) and the directory
+    // of the file it resolves to (an edit through a link). Any event there, debounced, rereads the file; the
+    // watched set follows the link when it moves, so the next ConfigMap update is seen too.
+    const watchers = new Map<string, FSWatcher>()
     let debounce: NodeJS.Timeout | undefined
-    const watcher = watch(dirname(filePath), (_event, name) => {
-      if (name !== file) return
+    const changed = () => {
       clearTimeout(debounce)
-      debounce = setTimeout(() => reload('file change'), 100)
+      debounce = setTimeout(onChange, 100)
+    }
+    const arm = () => {
+      const dirs = new Set([dirname(filePath)])
+      try {
+        dirs.add(dirname(realpathSync(filePath)))
+      } catch {
+        // Missing for a moment (a swap in progress): the configured directory is still watched.
+      }
+      for (const [dir, watcher] of watchers) {
+        if (!dirs.has(dir)) { watcher.close(); watchers.delete(dir) }
+      }
+      for (const dir of dirs) {
+        if (watchers.has(dir)) continue
+        try {
+          const watcher = watch(dir, changed)
+          // A watched directory that is deleted (the previous ConfigMap version) ends its watcher.
+          watcher.on('error', () => { watcher.close(); watchers.delete(dir) })
+          watchers.set(dir, watcher)
+        } catch (err) {
+          logger.warn('cannot watch the route file\'s directory; SIGHUP still reloads', { dir, error: (err as NodeJS.ErrnoException).code ?? String(err) })
+        }
+      }
+    }
+    const onChange = () => {
+      arm()
+      let text: string
+      try {
+        text = readFileSync(filePath, 'utf8')
+      } catch (err) {
+        refused('file change', [`${filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`])
+        return
+      }
+      if (text !== current) reload('file change', text)
+    }
+    arm()
+    deps.cleanups.unshift(async () => {
+      clearTimeout(debounce)
+      for (const watcher of watchers.values()) watcher.close()
     })
-    deps.cleanups.unshift(async () => { clearTimeout(debounce); watcher.close() })
   }
-  return { reload }
+  return { reload: (trigger: string) => reload(trigger) }
 }
