@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError } from '../core/errors.ts'
+import { routeTableProblems } from './route-checks.ts'
 import { envSchema, fileSchema, type EnvConfig, type FileConfig } from './schema.ts'
 
 export interface KeygateConfig { readonly env: EnvConfig; readonly file: FileConfig; readonly filePath: string }
@@ -14,10 +15,25 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-function describe(issues: readonly z.core.$ZodIssue[], where: string): string[] {
+/** `routes[2].timeout_ms (route "billing")`: a place in the route file, with the name of the route it is in. */
+function place(path: readonly PropertyKey[], values?: unknown): string {
+  const text = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+  const routes = (values as { routes?: unknown } | undefined)?.routes
+  const name = path[0] === 'routes' && typeof path[1] === 'number' && Array.isArray(routes) ? (routes[path[1]] as { name?: unknown } | undefined)?.name : undefined
+  return typeof name === 'string' && name.length <= 63 ? `${text} (route "${name}")` : text
+}
+
+/**
+ * One line per issue. `values` (the route file's) adds the route's name and, for a route's own field, the value
+ * that was refused: never for the environment or an upstream, whose values may hold credentials.
+ */
+function describe(issues: readonly z.core.$ZodIssue[], where: string, values?: unknown): string[] {
   return issues.map((i) => {
-    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
-    return `${where}${path ? ` ${path}` : ''}: ${i.message}`
+    const path = place(i.path, values)
+    // The value as written (not as coerced: "5min", not NaN), for a route's field or an item of its list.
+    const input = i.path.reduce<unknown>((v, p) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined), values)
+    const shown = values !== undefined && i.path[0] === 'routes' && (i.path.length === 3 || i.path.length === 4) && ['string', 'number', 'boolean'].includes(typeof input) && String(input).length <= 80
+    return `${where}${path ? ` ${path}` : ''}: ${i.message}${shown ? `, got ${JSON.stringify(input)}` : ''}`
   })
 }
 
@@ -48,16 +64,18 @@ export function parseFileConfig(text: string, file: string, env: NodeJS.ProcessE
   const values = walk(doc.toJS(), '')
   if (problems.length) return { problems }
   const parsed = fileSchema.safeParse(values)
-  if (!parsed.success) return { problems: describe(parsed.error.issues, file) }
+  if (!parsed.success) return { problems: describe(parsed.error.issues, file, values) }
   const config = parsed.data
+  const where = (i: number, field: string) => `${file} ${place(['routes', i, field], values)}`
   const names = new Set<string>()
   config.routes.forEach((r, i) => {
-    if (names.has(r.name)) problems.push(`${file} routes[${i}].name: duplicate route name "${r.name}"`)
+    if (names.has(r.name)) problems.push(`${where(i, 'name')}: duplicate route name "${r.name}"`)
     names.add(r.name)
     if (!Object.hasOwn(config.upstreams, r.upstream)) {
-      problems.push(`${file} routes[${i}].upstream: "${r.upstream}" is not one of the upstreams (${Object.keys(config.upstreams).join(', ')})`)
+      problems.push(`${where(i, 'upstream')}: "${r.upstream}" is not one of the upstreams (${Object.keys(config.upstreams).join(', ')})`)
     }
   })
+  problems.push(...routeTableProblems(config.routes, where))
   return problems.length ? { problems } : { config, problems }
 }
 

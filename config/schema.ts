@@ -75,18 +75,25 @@ export type EnvConfig = Readonly<z.output<typeof envSchema>>
 const upstreamName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-", starting with a letter')
 
 const originUrl = z.string().regex(/^(https?:\/\/[^/\s]+\/?|internal:[a-z-]+)$/, 'an http(s) origin such as http://10.0.0.5:8080, or internal:<service>')
-const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')], { error: 'expected true or false' })
+/** A whole number of milliseconds from 1 to `max`; every failure says so (`timeout_ms: expected milliseconds…`). */
+const milliseconds = (max: number) => {
+  const range = `expected milliseconds as a whole number from 1 to ${max}`
+  return z.coerce.number({ error: 'expected milliseconds as a number' }).int({ error: range }).positive({ error: range }).max(max, { error: range })
+}
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+const AUTH_MODES = ['public', 'optional', 'required'] as const
 
 export const upstreamSchema = z.strictObject({
   /** `http(s)://host:port` (or a list of them, used in turn), or `internal:<name>` for a service Keygate starts in-process. */
   url: z.union([originUrl, z.array(originUrl).min(1)]),
 })
 
-export const routeSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
+const routeFields = {
+  name: z.string({ error: 'expected a name: lowercase letters, digits and "-"' }).regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
   /** Path prefix, matched on whole segments (`/api/v1/documents` matches `/api/v1/documents/…`, not `/api/v1/documentsX`). */
   prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"'),
-  methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).min(1).optional(),
+  methods: z.array(z.enum(METHODS, { error: `expected one of ${METHODS.join(', ')}` }), { error: `expected a list of methods (${METHODS.join(', ')})` }).min(1, { error: 'expected at least one method (leave methods out for every method)' }).optional(),
   /** Host header to match (without port, case-insensitive); `*.example.com` matches any subdomain. */
   host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'a host name, or *.domain').transform((h) => h.toLowerCase()).optional(),
   upstream: upstreamName,
@@ -97,14 +104,14 @@ export const routeSchema = z.strictObject({
   /** Replace the prefix by this path before forwarding (`/v1` with `/api/v2` → `/api/v2/…`). */
   rewrite_prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"').optional(),
   /** public: no credential needed or read; optional: anonymous allowed, a bad credential is 401; required. */
-  auth: z.enum(['public', 'optional', 'required']).default('required'),
-  scopes: z.array(z.string().min(1)).default([]),
+  auth: z.enum(AUTH_MODES, { error: `expected ${AUTH_MODES.join(', ')}` }).default('required'),
+  scopes: z.array(z.string({ error: 'expected a scope name' }).min(1, { error: 'expected a scope name' }), { error: 'expected a list of scope names' }).default([]),
   /** Until the upstream's response headers arrive. */
-  timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(30_000),
+  timeout_ms: milliseconds(3_600_000).default(30_000),
   /** Longest silence on either body (upload or download) before the exchange is cut. */
-  idle_timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(60_000),
+  idle_timeout_ms: milliseconds(3_600_000).default(60_000),
   /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
-  max_body_bytes: z.coerce.number().int().min(0).default(10 * 1024 * 1024),
+  max_body_bytes: z.coerce.number({ error: 'expected bytes as a number' }).int({ error: 'expected bytes as a whole number, 0 or more' }).min(0, { error: 'expected bytes as a whole number, 0 or more' }).default(10 * 1024 * 1024),
   /** Bind the identity to this request's method and the route prefix (claims `htm`, `htp`), so an assertion
    * captured by one upstream cannot be replayed at another route of the same audience. */
   bind_request: flag.default(false),
@@ -114,6 +121,10 @@ export const routeSchema = z.strictObject({
   plain_identity_headers: flag.default(false),
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
   forward_authorization: flag.default(false),
+}
+
+export const routeSchema = z.strictObject(routeFields, {
+  error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}; a route's fields are ${Object.keys(routeFields).join(', ')}` : undefined),
 }).refine((r) => !(r.strip_prefix && r.rewrite_prefix !== undefined), { message: 'strip_prefix and rewrite_prefix exclude each other', path: ['rewrite_prefix'] })
 
 export const fileSchema = z.strictObject({

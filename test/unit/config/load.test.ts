@@ -51,20 +51,20 @@ t.test('an unknown field is a problem naming the file and where it is', async (t
   const { config, problems } = parseFileConfig(VALID.replace('    upstream: docs\n', '    upstream: docs\n    timeout: 5\n'), FILE, {})
   t.equal(config, undefined)
   t.equal(problems.length, 1)
-  t.match(problems[0], /^routes\.yaml routes\[1\]: .*timeout/)
+  t.match(problems[0], /^routes\.yaml routes\[1\] \(route "documents"\): unknown field "timeout"; a route's fields are name, prefix, /)
 })
 
 t.test('a route naming an upstream that does not exist is a problem at routes[i].upstream', async (t) => {
   const { config, problems } = parseFileConfig(VALID.replace('upstream: docs', 'upstream: documents'), FILE, {})
   t.equal(config, undefined)
   t.equal(problems.length, 1)
-  t.match(problems[0], /^routes\.yaml routes\[1\]\.upstream: "documents" is not one of the upstreams \(docs, admin\)/)
+  t.match(problems[0], /^routes\.yaml routes\[1\]\.upstream \(route "documents"\): "documents" is not one of the upstreams \(docs, admin\)/)
 })
 
 t.test('a duplicate route name is a problem at routes[i].name', async (t) => {
   const { problems } = parseFileConfig(VALID.replace('name: documents', 'name: login'), FILE, {})
   t.equal(problems.length, 1)
-  t.match(problems[0], /^routes\.yaml routes\[1\]\.name: duplicate route name "login"/)
+  t.match(problems[0], /^routes\.yaml routes\[1\]\.name \(route "login"\): duplicate route name "login"/)
 })
 
 t.test('every problem of one file is listed, not only the first', async (t) => {
@@ -79,8 +79,8 @@ t.test('schema violations name the path of each offending value', async (t) => {
   const text = VALID.replace('prefix: /api/v1/documents', 'prefix: api/v1/documents').replace('methods: [POST]', 'methods: [FETCH]')
   const { problems } = parseFileConfig(text, FILE, {})
   t.equal(problems.length, 2)
-  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[0].methods[0]:')), 'methods[0]')
-  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[1].prefix:')), 'prefix')
+  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[0].methods[0] (route "login"):')), 'methods[0]')
+  t.ok(problems.some((p) => p.startsWith('routes.yaml routes[1].prefix (route "documents"):')), 'prefix')
 })
 
 t.test('a ${VAR} without a default whose variable is unset is a problem naming the file and the path', async (t) => {
