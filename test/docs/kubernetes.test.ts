@@ -388,7 +388,7 @@ t.test('the autoscaler, the disruption budget, the Ingress and the ServiceMonito
   t.ok(sm.spec.endpoints.every((e: { port: string }) => service.spec.ports.some((x: { name: string; targetPort: string }) => x.name === e.port && x.targetPort === 'metrics')), 'and scrapes its metrics port by name')
 })
 
-t.test('the gateway\'s memory and CPU come from the bench: the memory request covers the measured RSS', async (t) => {
+t.test('the gateway\'s memory comes from the bench: the request covers the measured RSS, the limit a full credential cache on top', async (t) => {
   const bench = read('bench/results/gateway-2026-11-25.md')
   // Rows of one Keygate process on PostgreSQL: not the embedded database, not KEYGATE_WORKERS.
   const rss = bench.split('\n').filter((l) => l.startsWith('| Keygate') && !/WORKERS|embedded/.test(l)).map((l) => Number(l.split('|').at(-2)!.trim()))
