@@ -28,6 +28,12 @@ export const ENV_SETTINGS = {
     ),
     doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced.',
   },
+  KEYGATE_STRIP_HEADERS: {
+    schema: z.string().default('x-original-url,x-rewrite-url,true-client-ip,x-client-ip,cf-connecting-ip,x-real-ip,remote-user,x-remote-user,x-forwarded-user,x-forwarded-email,x-forwarded-groups,x-auth-request-*')
+      .transform((v) => v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+      .refine((list) => list.every((n) => /^[a-z0-9_-]+\*?$/.test(n)), 'comma-separated header names; an entry ending in * is a prefix'),
+    doc: 'Client request headers dropped before forwarding, besides the reserved families (comma-separated; `name*` is a prefix; `_` matches `-`): headers that upstreams commonly believe (a rewritten URL, the client address a CDN states, the user an authenticating proxy asserts). Setting it replaces the list.',
+  },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
   KEYGATE_CONFIG_WATCH: { schema: bool.default(true), doc: 'Reload the route file when it changes (SIGHUP always reloads).' },

@@ -40,6 +40,7 @@ import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
 import { identityStamper } from './stage-sign-identity.ts'
+import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
 import { stopOnSignals } from '../core/signals.ts'
 
@@ -166,6 +167,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       authenticators,
       stamper: identityStamper({ signer: () => signer, clock }),
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
+      stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
       forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES),
       streams,
       metrics,

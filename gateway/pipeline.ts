@@ -14,7 +14,7 @@ import { limitBody } from './stage-body-limit.ts'
 import { extractCredential } from './stage-credential.ts'
 import { forward } from './stage-forward.ts'
 import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
@@ -30,6 +30,8 @@ export interface PipelineDeps {
   stamper: IdentityStamper
   dispatcher: Dispatcher
   identityHeader: string
+  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
+  stripHeaders?: StripList
   forwarded: ForwardedPolicy
   /** Open exchanges by credential, so a revocation can cut them. */
   streams: StreamRegistry
@@ -116,7 +118,7 @@ export function createPipeline(deps: PipelineDeps) {
         socket.setTimeout(0)
       }
 
-      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
       if (principal) {
         headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method, prefix: upstreamPath(route, route.prefix) } : undefined))

@@ -13,7 +13,7 @@ import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
 import { extractCredential } from './stage-credential.ts'
 import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
@@ -28,6 +28,8 @@ export interface UpgradeDeps {
   authenticators: readonly Authenticator[]
   stamper: IdentityStamper
   identityHeader: string
+  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
+  stripHeaders?: StripList
   forwarded: ForwardedPolicy
   streams: StreamRegistry
   metrics: Metrics
@@ -88,7 +90,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         deps.metrics.authFailures.inc({ code: auth.code })
         return deny(auth.code)
       }
-      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
       flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
       principal = auth.principal
       if (principal) {
