@@ -14,8 +14,8 @@ export interface Principal {
   /** The cache key a revocation of this credential names (`k:<key hash>`, `s:<session id>`). */
   readonly revocationKey: string
   /**
-   * When the credential stops being accepted by a deadline its owner set (an API key's expiry, or the end of a
-   * rolled key's grace period), ms since the epoch; exchanges it opened are closed then.
+   * When the credential stops being accepted by a deadline (an API key's expiry, the end of a rolled key's grace
+   * period, an access token's `exp`), ms since the epoch; exchanges it opened are closed then.
    */
   readonly validUntil?: number
 }

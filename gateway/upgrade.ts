@@ -41,6 +41,9 @@ export function closeFrame(code: number): Buffer {
   return Buffer.from([0x88, 0x02, code >> 8, code & 0xff])
 }
 
+/** How long a client told to close (revocation, shutdown) may take before both legs are destroyed. */
+export const CLOSE_TIMEOUT_MS = 1000
+
 function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
   const spec = ERROR_CODES[code]
   const body = JSON.stringify(problemBody(code, { instance: requestId }))
@@ -56,6 +59,40 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     if (socket.writable && socket.bytesWritten === 0) refuse(socket, 'UPSTREAM_UNAVAILABLE', String(req.headers['x-request-id'] ?? ''))
     else socket.destroy()
   })
+
+  // The upstream leg of each client socket. http-proxy pipes the two legs together but ends the upstream leg only
+  // when the client's ends cleanly: a client destroyed (or one that ignores its close frame and is cut) would
+  // leave the upstream leg open for ever. Each leg's close now closes the other.
+  const upstreamOf = new WeakMap<Duplex, Duplex>()
+  proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+    proxyReq.once('upgrade', (_res, upstream: Duplex) => {
+      if (socket.destroyed) return upstream.destroy()
+      upstreamOf.set(socket, upstream)
+      socket.once('close', () => upstream.destroy())
+      // A client told to close keeps its close timeout to read the close frame.
+      upstream.once('close', () => { if (!socket.writableEnded) socket.destroy() })
+    })
+  })
+
+  /**
+   * Ends a proxied WebSocket from the gateway's side: the client's frames stop reaching the upstream at once, the
+   * upstream's stop reaching the client, the client gets a close frame with `code`, the upstream leg ends; both
+   * are destroyed after CLOSE_TIMEOUT_MS if the client ignores the close frame.
+   */
+  function cut(socket: Duplex, code: number): void {
+    const upstream = upstreamOf.get(socket)
+    if (upstream) {
+      socket.unpipe(upstream)
+      upstream.unpipe(socket)
+      upstream.end()
+    }
+    socket.pause()
+    socket.end(closeFrame(code))
+    setTimeout(() => {
+      socket.destroy()
+      upstream?.destroy()
+    }, CLOSE_TIMEOUT_MS).unref()
+  }
 
   const open = new Set<Duplex>()
 
@@ -76,6 +113,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       refuse(socket, code, requestId)
     }
     try {
+      // RFC 6455 §4.1: the opening handshake is a GET. Any other method would be relayed as a GET upstream.
+      if (req.method !== 'GET') return deny('WEBSOCKET_METHOD_INVALID')
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
       const path = normalizePath(req.url)
       if (!path.ok) return deny(path.code)
@@ -107,11 +146,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       deps.metrics.requests.inc({ route: route.name, method: 'GET', status_class: '1xx', auth: principal?.auth ?? 'none' })
       const p = principal
       if (p && credential.kind === 'bearer') {
-        const untrack = deps.streams.track(p, credential.value, () => {
-          // 1008: policy violation — the credential that opened this connection was revoked.
-          socket.end(closeFrame(1008))
-          setTimeout(() => socket.destroy(), 1000).unref()
-        })
+        // 1008: policy violation — the credential that opened this connection was revoked.
+        const untrack = deps.streams.track(p, credential.value, () => cut(socket, 1008))
         socket.once('close', untrack)
       }
       proxy.ws(req, socket, head, { target: router.origin(route) })
@@ -123,7 +159,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       deps.logger.info('request', {
         request_id: requestId,
         route: routeName,
-        method: 'GET',
+        method: req.method ?? 'GET',
         status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         upgrade: 'websocket',
@@ -139,10 +175,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     handle,
     /** Sends every open WebSocket a close frame with `code` (1001: going away) and ends it. */
     closeAll(code: number) {
-      for (const socket of open) {
-        socket.end(closeFrame(code))
-        setTimeout(() => socket.destroy(), 1000).unref()
-      }
+      for (const socket of open) cut(socket, code)
     },
   }
 }
