@@ -6,6 +6,7 @@ import { KeygateError } from '../core/errors.ts'
 import { userStore } from '../core/user-store.ts'
 import { clientAddress, parse, sendError, userJson } from './http.ts'
 import { identityOf } from './identity.ts'
+import { requireScope } from './scopes.ts'
 import { ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest } from './schemas.ts'
 
 export interface SessionRouteDeps {
@@ -93,7 +94,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
     res.json(userJson(await currentUser(res)))
   })
 
-  r.put('/me', async (req, res) => {
+  r.put('/me', requireScope('profile:write'), async (req, res) => {
     const body = parse(UpdateMeRequest, req.body)
     const user = await currentUser(res)
     const updated = await userStore.updateProfile(deps.db, user.id, body, new Date(deps.clock.now()))

@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many failed login attempts; retry later' },
   IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
   NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
+  SCOPE_MISSING: { status: 403, title: 'Forbidden', detail: 'The API key lacks the admin scope this operation needs, or asked for a key wider than itself', bearerError: 'insufficient_scope' },
   JWT_REQUIRED: { status: 403, title: 'Forbidden', detail: 'This operation requires a login token, not an API key' },
   NOT_FOUND: { status: 404, title: 'Not Found', detail: 'Not found' },
   VALIDATION_FAILED: { status: 422, title: 'Unprocessable Content', detail: 'The request is invalid' },
