@@ -35,7 +35,7 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
     get: { id: 'getCurrentUserInfoApiV1AuthMeGet', summary: 'The current user', auth: 'credential', ok: { status: 200, schema: S.UserResponse, description: 'The user' }, errors: [401] },
     put: { id: 'updateCurrentUserApiV1AuthMePut', summary: 'Update name or email', auth: 'credential', body: S.UpdateMeRequest, ok: { status: 200, schema: S.UserResponse, description: 'The updated user' }, scope: 'profile:write', errors: [401, 403, 409, 422] },
   },
-  '/api/v1/auth/change-password': { post: { id: 'changePasswordApiV1AuthChangePasswordPost', summary: 'Change the password; other sessions end', auth: 'jwt', body: S.ChangePasswordRequest, ok: { status: 200, schema: S.Message, description: 'Changed' }, errors: [400, 401, 403, 422] } },
+  '/api/v1/auth/change-password': { post: { id: 'changePasswordApiV1AuthChangePasswordPost', summary: 'Change the password; other sessions end', auth: 'jwt', body: S.ChangePasswordRequest, ok: { status: 200, schema: S.Message, description: 'Changed' }, errors: [400, 401, 403, 422, 429] } },
   '/api/v1/auth/api-key': {
     post: { id: 'createApiKeyApiV1AuthApiKeyPost', summary: 'Create an API key (the secret is shown only here)', auth: 'credential', body: S.CreateApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key' }, scope: 'keys:write', errors: [401, 403, 409, 422] },
     delete: { id: 'revokeApiKeyApiV1AuthApiKeyDelete', summary: 'Revoke the key of this request, or the only key', auth: 'credential', ok: { status: 200, schema: S.Message, description: 'Revoked' }, scope: 'keys:write', errors: [401, 403, 404, 409] },

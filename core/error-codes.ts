@@ -9,6 +9,8 @@ export interface ErrorCodeSpec {
   readonly detail: string
   /** RFC 6750 `error` attribute for `WWW-Authenticate`; `null` sends a bare `Bearer` challenge. */
   readonly bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope' | null
+  /** `Retry-After` seconds sent with every answer of this code. */
+  readonly retryAfter?: number
 }
 
 const INVALID_CREDENTIAL = 'Invalid token or API key'
@@ -50,6 +52,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Internal error' },
   // --- admin API -----------------------------------------------------------------------------------
   LOGIN_FAILED: { status: 401, title: 'Authentication Required', detail: 'Invalid username or password', bearerError: null },
+  PASSWORD_HASH_BUSY: { status: 503, title: 'Service Unavailable', detail: 'Too many password checks are in progress; retry in a moment', retryAfter: 1 },
   RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many failed login attempts; retry later' },
   IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
   NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
