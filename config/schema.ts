@@ -93,6 +93,8 @@ export const routeSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
   /** Path prefix, matched on whole segments (`/api/v1/documents` matches `/api/v1/documents/…`, not `/api/v1/documentsX`). */
   prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"'),
+  /** Match the prefix in exact case (default: case-insensitively, as many upstream frameworks route). */
+  case_sensitive: flag.default(false),
   methods: z.array(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])).min(1).optional(),
   /** Host header to match (without port, case-insensitive); `*.example.com` matches any subdomain. */
   host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'a host name, or *.domain').transform((h) => h.toLowerCase()).optional(),
