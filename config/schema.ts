@@ -114,6 +114,10 @@ export const routeSchema = z.strictObject({
   idle_timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(60_000),
   /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
   max_body_bytes: z.coerce.number().int().min(0).default(10 * 1024 * 1024),
+  /** Read the whole request body before contacting the upstream (default: on public routes), within body_timeout_ms. */
+  read_body_first: flag.optional(),
+  /** With read_body_first: the whole body must arrive within this many ms (0: no deadline), else 408 BODY_TIMEOUT. */
+  body_timeout_ms: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   /** Bind the identity to this request's method and the route prefix (claims `htm`, `htp`), so an assertion
    * captured by one upstream cannot be replayed at another route of the same audience. */
   bind_request: flag.default(false),
@@ -124,6 +128,8 @@ export const routeSchema = z.strictObject({
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
   forward_authorization: flag.default(false),
 }).refine((r) => !(r.strip_prefix && r.rewrite_prefix !== undefined), { message: 'strip_prefix and rewrite_prefix exclude each other', path: ['rewrite_prefix'] })
+  // A public route is what anyone can hold open: its bodies are read before the upstream is involved unless it says otherwise.
+  .transform((r) => ({ ...r, read_body_first: r.read_body_first ?? r.auth === 'public' }))
 
 export const fileSchema = z.strictObject({
   upstreams: z.record(upstreamName, upstreamSchema),

@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
   REQUEST_MALFORMED: { status: 400, title: 'Bad Request', detail: 'The request is not valid HTTP/1.1 (its framing, Host header, version or characters); the connection is closed' },
   HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers are too large or too many' },
+  BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time; the connection is closed' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request headers did not arrive in time; the connection is closed' },
   // --- upstreams and our own dependencies ----------------------------------------------------------
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },

@@ -10,7 +10,7 @@ import type { ForwardedPolicy } from './forwarded-headers.ts'
 import { sendProblem } from './problem.ts'
 import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
-import { limitBody } from './stage-body-limit.ts'
+import { limitBody, readBodyFirst } from './stage-body-limit.ts'
 import { extractCredential } from './stage-credential.ts'
 import { forward } from './stage-forward.ts'
 import { normalizePath } from './stage-path.ts'
@@ -20,7 +20,8 @@ import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   path → credential → route → authenticate → body limit → sanitize headers → sign identity → forward.
+ *   path → credential → route → authenticate → body limit (read first on public routes) → sanitize headers →
+ *   sign identity → forward.
  * Each stage is its own module; this file only wires them and turns denials into responses.
  */
 export interface PipelineDeps {
@@ -106,11 +107,30 @@ export function createPipeline(deps: PipelineDeps) {
         failure = deny(req, res, requestId, body.code)
         return
       }
+      let upload = body.body
+      const readFirst = upload !== null && route.read_body_first
+      if (readFirst) {
+        req.socket.setTimeout(route.idle_timeout_ms)
+        const read = await readBodyFirst(upload!, route.body_timeout_ms, body.exceeded)
+        if (!read.ok) {
+          if (read.code === 'ABORTED') {
+            req.destroy()
+            return
+          }
+          // What is left of a slow body is not waited for: the connection closes after the answer.
+          res.shouldKeepAlive = false
+          res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
+          failure = deny(req, res, requestId, read.code)
+          return
+        }
+        upload = read.body
+      }
       // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
       // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
       const socket = req.socket
       let awaitHeaders: (() => void) | undefined
-      if (body.body) {
+      const streamingUpload = upload !== null && !readFirst
+      if (streamingUpload) {
         socket.setTimeout(route.idle_timeout_ms)
         awaitHeaders = () => socket.setTimeout(0)
         req.once('end', awaitHeaders)
@@ -131,7 +151,7 @@ export function createPipeline(deps: PipelineDeps) {
       // it flows. Not the wait in between, which is where the admin call that revoked it sits.
       const p = principal
       const track = p && credential.kind === 'bearer' ? () => deps.streams.track(p, credential.value, () => res.destroy()) : () => undefined
-      if (body.body) {
+      if (streamingUpload) {
         const untrackUpload = track()
         if (untrackUpload) {
           untrack = untrackUpload
@@ -145,7 +165,7 @@ export function createPipeline(deps: PipelineDeps) {
         path: upstreamPath(route, path.path) + path.search,
         method,
         headers,
-        body: body.body,
+        body: upload,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
         responseHeaders: ['x-request-id', requestId],
