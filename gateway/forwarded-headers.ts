@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
+import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/client-address-proof.ts'
 
 /**
  * `x-forwarded-for/-proto/-host` for the upstream. What a client says about itself is believed only when the
@@ -13,8 +14,12 @@ export interface ForwardedPolicy {
   headers(req: IncomingMessage): string[]
 }
 
-/** @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients. */
-export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
+/**
+ * @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients.
+ * @param proof when given, the client address goes with a proof (`x-keygate-client-address-proof`) that the
+ *   in-process admin API checks before it believes the address.
+ */
+export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientAddressProof, 'sign'>): ForwardedPolicy {
   const list = new BlockList()
   for (const entry of trusted) {
     const [address, bits] = entry.split('/') as [string, string | undefined]
@@ -57,6 +62,7 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
         for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
       }
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
+      if (proof) out.push(CLIENT_ADDRESS_PROOF_HEADER, proof.sign(client))
       if (host) out.push('x-forwarded-host', host)
       return out
     },

@@ -9,6 +9,7 @@ import { createAdminApp } from '../admin-api/app.ts'
 import { ADMIN_AUDIENCE } from '../admin-api/identity.ts'
 import { loadConfig, withoutEmpty, type KeygateConfig } from '../config/load.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
+import { clientAddressProof } from '../core/client-address-proof.ts'
 import { controlPlane } from '../core/control-plane.ts'
 import { ConfigError } from '../core/errors.ts'
 import { httpLimits } from '../core/http-guard.ts'
@@ -114,9 +115,12 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       internalServers.push(server)
       internal.set(name, `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`)
     }
+    // The in-process admin API listens on loopback, where any local process can call it: it believes the client
+    // address only with a proof made with this process's secret.
+    const addressProof = clientAddressProof({ clock })
     if (wanted.has('admin')) {
       const app = createAdminApp({
-        ...adminDeps, logger: logger.child({ component: 'admin-api' }),
+        ...adminDeps, logger: logger.child({ component: 'admin-api' }), clientAddressProof: addressProof,
         identity: { keys: () => signer.jwks().keys, audience: ADMIN_AUDIENCE, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
       })
       await startInternal('admin', createServer(app))
@@ -168,7 +172,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       stamper: identityStamper({ signer: () => signer, clock }),
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
       stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
-      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES),
+      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof),
       streams,
       metrics,
       logger,
