@@ -59,6 +59,7 @@ export const ENV_SETTINGS = {
   KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_PASSWORD).' },
   KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
   KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
+  KEYGATE_UNKNOWN_KEY_LOOKUPS: { schema: z.coerce.number().int().min(1).max(1_000_000).default(50), doc: 'Database lookups of unknown API keys (well-formed, valid checksum, no such key) one client address may cause in 10 s, per gateway process; past it, its uncached keys get 429 KEY_LOOKUPS_LIMITED until the 10 s end (cached keys keep working).' },
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
   KEYGATE_CACHE_TTL_MS: { schema: z.coerce.number().int().min(0).default(60000), doc: 'Lifetime of a cached credential.' },
   KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   TOKEN_EXPIRED: unauthorized(),
   TOKEN_REVOKED: unauthorized(),
   USER_INACTIVE: unauthorized(),
+  KEY_LOOKUPS_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many unknown API keys from this address; retry later', retryAfter: 10 },
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },

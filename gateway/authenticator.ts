@@ -31,5 +31,11 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; code:
 export interface Authenticator {
   readonly name: 'api_key' | 'jwt'
   accepts(credential: string): boolean
-  authenticate(credential: string): Promise<AuthResult>
+  authenticate(credential: string, context?: AuthContext): Promise<AuthResult>
+}
+
+/** What an authenticator may know about the request besides the credential. */
+export interface AuthContext {
+  /** The client's address as the gateway established it (see `forwarded-headers.ts`). */
+  readonly clientAddress?: string
 }

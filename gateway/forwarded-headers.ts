@@ -12,6 +12,8 @@ export const CLIENT_ADDRESS_HEADER = 'x-keygate-client-address'
 
 export interface ForwardedPolicy {
   headers(req: IncomingMessage): string[]
+  /** The client's address: the peer, or behind trusted proxies the nearest address that is not one of them. */
+  clientAddress(req: IncomingMessage): string
 }
 
 /**
@@ -46,7 +48,21 @@ export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientA
     return verdict
   }
   const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v)
+  // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
+  // written by the client itself and prove nothing. From an untrusted peer, the peer is the client.
+  const clientOf = (remote: string, priorFor: string | undefined) => {
+    let client = remote
+    if (priorFor) {
+      const chain = priorFor.split(',').map((a) => a.trim()).filter(Boolean)
+      for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
+    }
+    return client
+  }
   return {
+    clientAddress(req) {
+      const remote = req.socket.remoteAddress ?? ''
+      return clientOf(remote, isTrusted(remote) ? one(req.headers['x-forwarded-for']) : undefined)
+    },
     headers(req) {
       const remote = req.socket.remoteAddress ?? ''
       const trustedPeer = isTrusted(remote)
@@ -54,13 +70,7 @@ export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientA
       const priorFor = trustedPeer ? one(req.headers['x-forwarded-for']) : undefined
       const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
       const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
-      // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
-      // written by the client itself and prove nothing. From an untrusted peer, the peer is the client.
-      let client = remote
-      if (priorFor) {
-        const chain = priorFor.split(',').map((a) => a.trim()).filter(Boolean)
-        for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
-      }
+      const client = clientOf(remote, priorFor)
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
       if (proof) out.push(CLIENT_ADDRESS_PROOF_HEADER, proof.sign(client))
       if (host) out.push('x-forwarded-host', host)

@@ -40,6 +40,7 @@ import { createGatewayServer } from './server.ts'
 import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
+import { unknownKeyLimiter } from './unknown-key-limiter.ts'
 import { identityStamper } from './stage-sign-identity.ts'
 import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
@@ -154,7 +155,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     let draining = false
     const authenticators = [
-      apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
+      apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id), unknownKeys: unknownKeyLimiter({ max: env.KEYGATE_UNKNOWN_KEY_LOOKUPS, clock }) }),
       jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
     ]
     const streams = streamRegistry({

@@ -94,7 +94,7 @@ export function createPipeline(deps: PipelineDeps) {
       }
       routeName = route.name
 
-      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
       if (!auth.ok) {
         metrics.authFailures.inc({ code: auth.code })
         failure = deny(req, res, requestId, auth.code)

@@ -124,7 +124,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if (!route) return deny('ROUTE_NOT_FOUND')
       routeName = route.name
       if (!route.websockets) return deny('WEBSOCKET_NOT_ALLOWED')
-      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
       if (!auth.ok) {
         deps.metrics.authFailures.inc({ code: auth.code })
         return deny(auth.code)

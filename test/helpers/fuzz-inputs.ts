@@ -59,8 +59,11 @@ export function caseRng(seed: number, index: number): Rng {
 
 export const OK = ['200'] as const
 export const NO_CREDENTIAL = ['401 AUTH_REQUIRED']
-/** A credential present but not accepted: malformed header (400) or refused credential (401). */
-export const CREDENTIAL_REFUSED = ['400 AUTH_HEADER_INVALID', '401 KEY_MALFORMED', '401 KEY_UNKNOWN', '401 TOKEN_INVALID']
+/**
+ * A credential present but not accepted: malformed header (400), refused credential (401), or, once this
+ * address has sent KEYGATE_UNKNOWN_KEY_LOOKUPS unknown keys, an uncached key not looked up (429).
+ */
+export const CREDENTIAL_REFUSED = ['400 AUTH_HEADER_INVALID', '401 KEY_MALFORMED', '401 KEY_UNKNOWN', '401 TOKEN_INVALID', '429 KEY_LOOKUPS_LIMITED']
 export const PATH_REFUSED = ['400 PATH_INVALID']
 export const NO_ROUTE = ['404 ROUTE_NOT_FOUND']
 /** What the admin API answers a GET with an accepted credential. */
