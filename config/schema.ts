@@ -115,6 +115,8 @@ export const routeSchema = z.strictObject({
   idle_timeout_ms: z.coerce.number().int().positive().max(3_600_000).default(60_000),
   /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
   max_body_bytes: z.coerce.number().int().min(0).default(10 * 1024 * 1024),
+  /** Most exchanges of this route in flight at once in one process; one more is 503 ROUTE_BUSY. Unset: no limit. */
+  max_concurrent: z.coerce.number().int().min(1).max(1_000_000).optional(),
   /** Read the whole request body before contacting the upstream (default: on public routes), within body_timeout_ms. */
   read_body_first: flag.optional(),
   /** With read_body_first: the whole body must arrive within this many ms (0: no deadline), else 408 BODY_TIMEOUT. */

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time; the connection is closed' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request headers did not arrive in time; the connection is closed' },
   // --- upstreams and our own dependencies ----------------------------------------------------------
+  ROUTE_BUSY: { status: 503, title: 'Service Unavailable', detail: 'This route has as many requests in flight as it allows; retry in a moment', retryAfter: 1 },
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not answer in time' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The credential store is unavailable; retry later' },

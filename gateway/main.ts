@@ -41,6 +41,7 @@ import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
 import { unknownKeyLimiter } from './unknown-key-limiter.ts'
+import { routeSlots } from './route-slots.ts'
 import { identityStamper } from './stage-sign-identity.ts'
 import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
@@ -178,7 +179,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       metrics,
       logger,
     }
-    const handle = createPipeline({ ...shared, dispatcher })
+    const handle = createPipeline({ ...shared, dispatcher, slots: routeSlots() })
     const upgrades = createUpgradeHandler(shared)
     const server = createGatewayServer({
       handle,

@@ -16,6 +16,7 @@ import { forward } from './stage-forward.ts'
 import { normalizePath } from './stage-path.ts'
 import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
+import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
 /**
@@ -36,6 +37,8 @@ export interface PipelineDeps {
   forwarded: ForwardedPolicy
   /** Open exchanges by credential, so a revocation can cut them. */
   streams: StreamRegistry
+  /** In-flight exchanges per route, for routes with `max_concurrent`. */
+  slots?: RouteSlots
   metrics: Metrics
   logger: Logger
 }
@@ -93,6 +96,12 @@ export function createPipeline(deps: PipelineDeps) {
         return
       }
       routeName = route.name
+      const release = deps.slots ? deps.slots.acquire(route) : undefined
+      if (deps.slots && !release) {
+        failure = deny(req, res, requestId, 'ROUTE_BUSY')
+        return
+      }
+      if (release) res.once('close', release)
 
       const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
       if (!auth.ok) {

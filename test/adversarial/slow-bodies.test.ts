@@ -67,3 +67,24 @@ t.test('a body that does not arrive within body_timeout_ms is refused with 408 B
   t.equal(statusAndCode(whole.response).status, 200, 'a body that arrives in time is forwarded')
   t.equal(echo.seen.length, 1)
 })
+
+t.test('max_concurrent bounds what one route holds: one more is 503 ROUTE_BUSY at once, other routes are untouched', async (t) => {
+  const { kg, echo } = await echoGateway(t, 'adv_route_slots', { routes: `
+    - { name: upload, prefix: /upload, upstream: echo, auth: public, read_body_first: false, max_concurrent: 2 }
+    - { name: other, prefix: /other, upstream: echo, auth: public }
+  ` })
+  const holders = await Promise.all([slowLogin(kg.port, '/upload'), slowLogin(kg.port, '/upload')])
+  t.teardown(() => { for (const s of holders) s.destroy() })
+  await new Promise((r) => setTimeout(r, 200))
+  const started = performance.now()
+  const busy = await rawExchange(kg.port, 'POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 5000)
+  t.same(statusAndCode(busy.response), { status: 503, code: 'ROUTE_BUSY' }, 'a third exchange on the route is refused')
+  t.match(busy.response, /\r\nretry-after: 1\r\n/i, 'with Retry-After: 1')
+  t.ok(performance.now() - started < 1000, 'at once')
+  t.equal(statusAndCode((await rawExchange(kg.port, 'GET /other HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n', 5000)).response).status, 200, 'another route on the same upstream answers')
+  for (const s of holders) s.destroy()
+  await new Promise((r) => setTimeout(r, 200))
+  const after = await rawExchange(kg.port, 'POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 5000)
+  t.equal(statusAndCode(after.response).status, 200, 'once the holders left, the route takes requests again')
+  t.equal(echo.seen.filter((r) => r.url === '/upload').length, 3, 'the upstream saw the two holders and the last request, not the refused one')
+})
