@@ -72,7 +72,11 @@ export function passwordHasher(options: { logN?: number; concurrency?: number; m
     hash,
     verify,
     async verifyDummy(password) {
-      dummy ??= hash('keygate-dummy-password')
+      // A first hash refused by a full queue must not be remembered: the next call makes it again.
+      dummy ??= hash('keygate-dummy-password').catch((err: unknown) => {
+        dummy = undefined
+        throw err
+      })
       await verify(password, await dummy)
       return false
     },
