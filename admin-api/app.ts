@@ -2,11 +2,12 @@ import express from 'express'
 import type { Accounts } from '../core/accounts.ts'
 import type { AttemptLimiter } from '../core/attempt-limiter.ts'
 import type { ApiKeys } from '../core/api-keys.ts'
+import type { ClientAddressProof } from '../core/client-address-proof.ts'
 import type { Clock } from '../core/clock.ts'
 import type { Db } from '../core/db.ts'
 import type { Logger } from '../core/logger.ts'
 import type { VerifyIdentityOptions } from '../verify/index.ts'
-import { errorHandler, sendError } from './http.ts'
+import { errorHandler, sendError, verifyClientAddress } from './http.ts'
 import { identityMiddleware } from './identity.ts'
 import { openApiDocument } from './openapi.ts'
 import { apiKeyRoutes } from './routes-api-keys.ts'
@@ -26,6 +27,8 @@ export interface AdminApiDeps {
   identity: VerifyIdentityOptions & { header: string }
   /** Largest JSON body accepted, bytes. */
   bodyLimit?: number
+  /** In the gateway's process: the client address header is believed only with this process's proof. */
+  clientAddressProof?: Pick<ClientAddressProof, 'verify'>
 }
 
 /** The control plane: `/api/v1/auth/*`, reached through the gateway. */
@@ -33,6 +36,7 @@ export function createAdminApp(deps: AdminApiDeps): express.Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)
+  if (deps.clientAddressProof) app.use(verifyClientAddress(deps.clientAddressProof))
   app.use(express.json({ limit: deps.bodyLimit ?? 16 * 1024, strict: true }))
   const openapi = openApiDocument()
   app.get('/api/v1/openapi.json', (_req, res) => { res.json(openapi) })

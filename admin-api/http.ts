@@ -4,6 +4,7 @@ import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
 import { KeygateError, ValidationError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { problemBody, problemHeaders } from '../core/problem.ts'
+import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/client-address-proof.ts'
 
 /** Parses `value` with `schema`; every problem is reported with its location (`["body", "name"]`). */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'path' = 'body'): z.output<S> {
@@ -57,9 +58,24 @@ export function apiKeyJson(k: { id: string; name: string; display: string; creat
 
 /**
  * The caller's address as the gateway established it (the admin API is reached only through the gateway, which
- * drops any such header a client sends); the socket's peer when called directly.
+ * drops any such header a client sends); the socket's peer when called directly. In the gateway's process, the
+ * header has already been dropped unless it came with this process's proof (see `verifyClientAddress`).
  */
 export function clientAddress(req: Request): string | null {
   const stated = req.headers['x-keygate-client-address']
   return (typeof stated === 'string' && stated) || req.socket.remoteAddress || null
+}
+
+/**
+ * Drops `x-keygate-client-address` unless it carries this process's proof: the in-process admin API's loopback
+ * port is reachable by any local process, which must not choose the address its login attempts are counted
+ * under (or are audited from).
+ */
+export function verifyClientAddress(proof: Pick<ClientAddressProof, 'verify'>) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const stated = req.headers['x-keygate-client-address']
+    const given = req.headers[CLIENT_ADDRESS_PROOF_HEADER]
+    if (stated !== undefined && !(typeof stated === 'string' && typeof given === 'string' && proof.verify(stated, given))) delete req.headers['x-keygate-client-address']
+    next()
+  }
 }

@@ -14,6 +14,8 @@ type Op = {
   ok: { status: number; schema: z.ZodType; description: string }
   errors: number[]
   params?: Array<{ name: string; in: 'path' | 'query'; schema: Record<string, unknown>; required?: boolean }>
+  /** The admin scope a scoped API key needs (see `scopes.ts`). */
+  scope?: string
 }
 
 const refOf = (schema: z.ZodType) => {
@@ -31,23 +33,23 @@ const OPERATIONS: Record<string, Record<string, Op>> = {
   '/api/v1/auth/logout': { post: { id: 'logoutApiV1AuthLogoutPost', summary: 'End this login session', auth: 'credential', ok: { status: 200, schema: S.Message, description: 'Logged out' }, errors: [401] } },
   '/api/v1/auth/me': {
     get: { id: 'getCurrentUserInfoApiV1AuthMeGet', summary: 'The current user', auth: 'credential', ok: { status: 200, schema: S.UserResponse, description: 'The user' }, errors: [401] },
-    put: { id: 'updateCurrentUserApiV1AuthMePut', summary: 'Update name or email', auth: 'credential', body: S.UpdateMeRequest, ok: { status: 200, schema: S.UserResponse, description: 'The updated user' }, errors: [401, 409, 422] },
+    put: { id: 'updateCurrentUserApiV1AuthMePut', summary: 'Update name or email', auth: 'credential', body: S.UpdateMeRequest, ok: { status: 200, schema: S.UserResponse, description: 'The updated user' }, scope: 'profile:write', errors: [401, 403, 409, 422] },
   },
-  '/api/v1/auth/change-password': { post: { id: 'changePasswordApiV1AuthChangePasswordPost', summary: 'Change the password; other sessions end', auth: 'jwt', body: S.ChangePasswordRequest, ok: { status: 200, schema: S.Message, description: 'Changed' }, errors: [400, 401, 403, 422] } },
+  '/api/v1/auth/change-password': { post: { id: 'changePasswordApiV1AuthChangePasswordPost', summary: 'Change the password; other sessions end', auth: 'jwt', body: S.ChangePasswordRequest, ok: { status: 200, schema: S.Message, description: 'Changed' }, errors: [400, 401, 403, 422, 429] } },
   '/api/v1/auth/api-key': {
-    post: { id: 'createApiKeyApiV1AuthApiKeyPost', summary: 'Create an API key (the secret is shown only here)', auth: 'credential', body: S.CreateApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key' }, errors: [401, 409, 422] },
-    delete: { id: 'revokeApiKeyApiV1AuthApiKeyDelete', summary: 'Revoke the key of this request, or the only key', auth: 'credential', ok: { status: 200, schema: S.Message, description: 'Revoked' }, errors: [401, 404, 409] },
+    post: { id: 'createApiKeyApiV1AuthApiKeyPost', summary: 'Create an API key (the secret is shown only here)', auth: 'credential', body: S.CreateApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key' }, scope: 'keys:write', errors: [401, 403, 409, 422] },
+    delete: { id: 'revokeApiKeyApiV1AuthApiKeyDelete', summary: 'Revoke the key of this request, or the only key', auth: 'credential', ok: { status: 200, schema: S.Message, description: 'Revoked' }, scope: 'keys:write', errors: [401, 403, 404, 409] },
   },
-  '/api/v1/auth/api-keys': { get: { id: 'listApiKeysApiV1AuthApiKeysGet', summary: 'List API keys (never a secret)', auth: 'credential', ok: { status: 200, schema: S.ApiKeyList, description: 'Keys' }, errors: [401] } },
-  '/api/v1/auth/api-keys/{id}': { delete: { id: 'revokeApiKeyByIdApiV1AuthApiKeysIdDelete', summary: 'Revoke a key by id (extension)', auth: 'credential', params: [uuidParam], ok: { status: 200, schema: S.Message, description: 'Revoked' }, errors: [401, 404, 422] } },
-  '/api/v1/auth/api-keys/{id}/roll': { post: { id: 'rollApiKeyApiV1AuthApiKeysIdRollPost', summary: 'Roll a key: a new secret now, the old one valid for a grace period of 0 to 7 days (extension)', auth: 'credential', params: [uuidParam], body: S.RollApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key (its secret is shown only here)' }, errors: [401, 404, 422] } },
+  '/api/v1/auth/api-keys': { get: { id: 'listApiKeysApiV1AuthApiKeysGet', summary: 'List API keys (never a secret)', auth: 'credential', ok: { status: 200, schema: S.ApiKeyList, description: 'Keys' }, scope: 'keys:read', errors: [401, 403] } },
+  '/api/v1/auth/api-keys/{id}': { delete: { id: 'revokeApiKeyByIdApiV1AuthApiKeysIdDelete', summary: 'Revoke a key by id (extension)', auth: 'credential', params: [uuidParam], ok: { status: 200, schema: S.Message, description: 'Revoked' }, scope: 'keys:write', errors: [401, 403, 404, 422] } },
+  '/api/v1/auth/api-keys/{id}/roll': { post: { id: 'rollApiKeyApiV1AuthApiKeysIdRollPost', summary: 'Roll a key: a new secret now, the old one valid for a grace period of 0 to 7 days (extension)', auth: 'credential', params: [uuidParam], body: S.RollApiKeyRequest, ok: { status: 200, schema: S.ApiKeyCreated, description: 'The new key (its secret is shown only here)' }, scope: 'keys:write', errors: [401, 403, 404, 409, 422] } },
   '/api/v1/auth/account': { delete: { id: 'deactivateAccountApiV1AuthAccountDelete', summary: 'Deactivate the account; every credential stops working', auth: 'jwt', ok: { status: 200, schema: S.Message, description: 'Deactivated' }, errors: [401, 403] } },
   '/api/v1/auth/users': {
-    get: { id: 'listUsersApiV1AuthUsersGet', summary: 'List users (extension)', auth: 'superuser', params: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } }], ok: { status: 200, schema: S.UserList, description: 'Users' }, errors: [401, 403, 422] },
-    post: { id: 'createUserApiV1AuthUsersPost', summary: 'Create a user (extension)', auth: 'superuser', body: S.CreateUserRequest, ok: { status: 201, schema: S.UserResponse, description: 'Created' }, errors: [401, 403, 409, 422] },
+    get: { id: 'listUsersApiV1AuthUsersGet', summary: 'List users (extension)', auth: 'superuser', params: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } }], ok: { status: 200, schema: S.UserList, description: 'Users' }, scope: 'users:admin', errors: [401, 403, 422] },
+    post: { id: 'createUserApiV1AuthUsersPost', summary: 'Create a user (extension)', auth: 'superuser', body: S.CreateUserRequest, ok: { status: 201, schema: S.UserResponse, description: 'Created' }, scope: 'users:admin', errors: [401, 403, 409, 422] },
   },
-  '/api/v1/auth/users/{id}': { patch: { id: 'updateUserApiV1AuthUsersIdPatch', summary: 'Activate, deactivate, grant or drop superuser (extension)', auth: 'superuser', params: [uuidParam], body: S.PatchUserRequest, ok: { status: 200, schema: S.UserResponse, description: 'Updated' }, errors: [401, 403, 404, 422] } },
-  '/api/v1/auth/audit': { get: { id: 'listAuditEventsApiV1AuthAuditGet', summary: 'Credential events (extension); superusers see all', auth: 'credential', params: [{ name: 'user_id', in: 'query', schema: { type: 'string', format: 'uuid' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'before', in: 'query', schema: { type: 'integer', minimum: 1 } }], ok: { status: 200, schema: S.AuditList, description: 'Events, newest first' }, errors: [401, 403, 422] } },
+  '/api/v1/auth/users/{id}': { patch: { id: 'updateUserApiV1AuthUsersIdPatch', summary: 'Activate, deactivate, grant or drop superuser (extension)', auth: 'superuser', params: [uuidParam], body: S.PatchUserRequest, ok: { status: 200, schema: S.UserResponse, description: 'Updated' }, scope: 'users:admin', errors: [401, 403, 404, 422] } },
+  '/api/v1/auth/audit': { get: { id: 'listAuditEventsApiV1AuthAuditGet', summary: 'Credential events (extension); superusers see all', auth: 'credential', params: [{ name: 'user_id', in: 'query', schema: { type: 'string', format: 'uuid' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'before', in: 'query', schema: { type: 'integer', minimum: 1 } }], ok: { status: 200, schema: S.AuditList, description: 'Events, newest first' }, scope: 'audit:read', errors: [401, 403, 422] } },
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Malformed request (Authorization header, JSON body, or a wrong current password)', 413: 'Body too large', 415: 'Unsupported charset or content encoding (UNSUPPORTED_MEDIA_TYPE)', 503: 'A dependency (the credential store, or the gateway\'s key set when the admin API runs on its own) is unavailable', 401: 'Missing or invalid credential', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 422: 'Validation failed', 429: 'Too many attempts' }
@@ -85,7 +87,7 @@ export function openApiDocument(): Record<string, unknown> {
         ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: refOf(op.body) } } } } : {}),
         responses,
         ...(op.auth === 'jwt' ? { description: 'Needs a login token (JWT); an API key gets 403 JWT_REQUIRED.' } : {}),
-        ...(op.auth === 'superuser' ? { description: 'Superusers only; others get 403 NOT_SUPERUSER.' } : {}),
+        ...(op.auth === 'superuser' || op.scope ? { description: [op.auth === 'superuser' ? 'Superusers only; others get 403 NOT_SUPERUSER.' : '', op.scope ? `A scoped API key needs the admin scope \`${op.scope}\` (403 SCOPE_MISSING otherwise).` : ''].filter(Boolean).join(' ') } : {}),
       }
     }
   }

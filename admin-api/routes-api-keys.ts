@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.ts'
 import { ValidationError } from '../core/errors.ts'
 import { apiKeyJson, clientAddress, parse, sendError } from './http.ts'
 import { identityOf } from './identity.ts'
+import { refuseWiderKey, requireScope } from './scopes.ts'
 import { CreateApiKeyRequest, RollApiKeyRequest } from './schemas.ts'
 
 const DAY_MS = 86_400_000
@@ -17,8 +18,9 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
   const r = Router()
   const actor = (req: Request, res: Response) => ({ userId: identityOf(res).sub, address: clientAddress(req) })
 
-  r.post('/api-key', async (req, res) => {
+  r.post('/api-key', requireScope('keys:write'), async (req, res) => {
     const body = parse(CreateApiKeyRequest, req.body)
+    if (refuseWiderKey(res, body.scopes ?? [])) return
     if (body.expires_in_days !== undefined && body.expires_at !== undefined) {
       throw new ValidationError([{ loc: ['body', 'expires_at'], msg: 'give expires_in_days or expires_at, not both' }])
     }
@@ -34,12 +36,12 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
     res.set('cache-control', 'no-store').json(createdJson(row, key))
   })
 
-  r.get('/api-keys', async (_req, res) => {
+  r.get('/api-keys', requireScope('keys:read'), async (_req, res) => {
     res.json((await deps.keys.list(identityOf(res).sub)).map(apiKeyJson))
   })
 
   // The contract's revoke: the key this request came with, or the user's only key.
-  r.delete('/api-key', async (req, res) => {
+  r.delete('/api-key', requireScope('keys:write'), async (req, res) => {
     const identity = identityOf(res)
     let keyId = identity.keyId
     if (!keyId) {
@@ -53,15 +55,18 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
   })
 
   // Stripe-style roll: a new secret now, the old one for a grace period the caller chooses.
-  r.post('/api-keys/:id/roll', async (req, res) => {
+  r.post('/api-keys/:id/roll', requireScope('keys:write'), async (req, res) => {
     const { id } = parse(KeyIdParam, req.params, 'path')
     const body = parse(RollApiKeyRequest, req.body ?? {})
+    // The successor keeps the rolled key's scopes: a scoped caller may roll only keys no wider than itself.
+    const target = (await deps.keys.active(identityOf(res).sub)).find((k) => k.id === id)
+    if (target && refuseWiderKey(res, target.scopes)) return
     const rolled = await deps.keys.roll(identityOf(res).sub, id, body.grace_period_seconds * 1000, actor(req, res))
     if (!rolled) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key')
     res.set('cache-control', 'no-store').json(createdJson(rolled.row, rolled.key))
   })
 
-  r.delete('/api-keys/:id', async (req, res) => {
+  r.delete('/api-keys/:id', requireScope('keys:write'), async (req, res) => {
     const { id } = parse(KeyIdParam, req.params, 'path')
     if (!(await deps.keys.revoke(identityOf(res).sub, id, actor(req, res)))) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key')
     res.json({ message: 'API key revoked successfully' })

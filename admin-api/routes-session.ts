@@ -6,6 +6,7 @@ import { KeygateError } from '../core/errors.ts'
 import { userStore } from '../core/user-store.ts'
 import { clientAddress, parse, sendError, userJson } from './http.ts'
 import { identityOf } from './identity.ts'
+import { requireScope } from './scopes.ts'
 import { ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest } from './schemas.ts'
 
 export interface SessionRouteDeps {
@@ -33,6 +34,18 @@ function cookieValue(req: Request, name: string): string | undefined {
   return undefined
 }
 
+/**
+ * Reserves one attempt under each of `keys`; when any is over its limit, answers 429 RATE_LIMITED with
+ * Retry-After and returns true (the attempts reserved stay counted: they were attempts).
+ */
+async function refuseOverLimit(res: Response, limiter: AttemptLimiter, keys: readonly string[], detail?: string): Promise<boolean> {
+  const wait = Math.max(...(await Promise.all(keys.map((k) => limiter.reserve(k)))))
+  if (wait === 0) return false
+  res.set('retry-after', String(wait))
+  sendError(res, 'RATE_LIMITED', undefined, detail)
+  return true
+}
+
 /** Public routes: reached through the gateway without a credential. */
 export function publicSessionRoutes(deps: SessionRouteDeps): Router {
   const r = Router()
@@ -42,17 +55,12 @@ export function publicSessionRoutes(deps: SessionRouteDeps): Router {
     const body = parse(LoginRequest, req.body)
     const login = 'username' in body ? { username: body.username } : { email: body.email }
     const limits = [`addr:${clientAddress(req) ?? 'unknown'}`, `user:${(login.username ?? login.email ?? '').toLowerCase()}`]
-    // Checked before the password, so a locked-out guesser costs no scrypt and learns nothing.
-    const wait = Math.max(...(await Promise.all(limits.map((k) => deps.loginLimiter.retryAfter(k)))))
-    if (wait > 0) {
-      res.set('retry-after', String(wait))
-      return sendError(res, 'RATE_LIMITED')
-    }
+    // Counted before the password is checked (and given back on success), atomically: a locked-out guesser
+    // costs no scrypt and learns nothing, and a burst of concurrent guesses gets no more checks than the limit.
+    if (await refuseOverLimit(res, deps.loginLimiter, limits)) return
     const result = await deps.accounts.login(login, body.password, actor(req))
-    if (!result) {
-      await Promise.all(limits.map((k) => deps.loginLimiter.fail(k)))
-      return sendError(res, 'LOGIN_FAILED')
-    }
+    if (!result) return sendError(res, 'LOGIN_FAILED')
+    await Promise.all(limits.map((k) => deps.loginLimiter.release(k)))
     setRefreshCookie(res, result.tokens.refresh_token, deps.refreshTtlSec)
     res.json({ ...result.tokens, user: userJson(result.user) })
   })
@@ -93,7 +101,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
     res.json(userJson(await currentUser(res)))
   })
 
-  r.put('/me', async (req, res) => {
+  r.put('/me', requireScope('profile:write'), async (req, res) => {
     const body = parse(UpdateMeRequest, req.body)
     const user = await currentUser(res)
     const updated = await userStore.updateProfile(deps.db, user.id, body, new Date(deps.clock.now()))
@@ -111,8 +119,12 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
     const identity = identityOf(res)
     if (identity.auth !== 'jwt') return sendError(res, 'JWT_REQUIRED')
     const body = parse(ChangePasswordRequest, req.body)
+    // A stolen login token must not become a way to guess the password: failures are counted per user, like logins.
+    const limits = [`password:${identity.sub}`]
+    if (await refuseOverLimit(res, deps.loginLimiter, limits, 'Too many failed password changes; retry later')) return
     const ok = await deps.accounts.changePassword(identity.sub, body.current_password, body.new_password, identity.sessionId, actor(req, res))
     if (!ok) return sendError(res, 'PASSWORD_INCORRECT')
+    await Promise.all(limits.map((k) => deps.loginLimiter.release(k)))
     res.json({ message: 'Password changed successfully' })
   })
 

@@ -8,6 +8,7 @@ import { KeygateError } from '../core/errors.ts'
 import { userStore } from '../core/user-store.ts'
 import { clientAddress, parse, sendError, userJson } from './http.ts'
 import { identityOf } from './identity.ts'
+import { requireScope } from './scopes.ts'
 import { AuditQuery, CreateUserRequest, PatchUserRequest } from './schemas.ts'
 
 const UserIdParam = z.strictObject({ id: z.uuid() })
@@ -25,18 +26,18 @@ export function userRoutes(deps: { db: Db; accounts: Accounts; clock: Clock }): 
     next()
   }
 
-  r.get('/users', superuserOnly, async (req, res) => {
+  r.get('/users', requireScope('users:admin'), superuserOnly, async (req, res) => {
     const q = parse(ListQuery, req.query, 'query')
     res.json((await userStore.list(deps.db, q.limit, q.offset)).map(userJson))
   })
 
-  r.post('/users', superuserOnly, async (req, res) => {
+  r.post('/users', requireScope('users:admin'), superuserOnly, async (req, res) => {
     const body = parse(CreateUserRequest, req.body)
     const user = await deps.accounts.createUser({ username: body.username, password: body.password, email: body.email, fullName: body.full_name, isSuperuser: body.is_superuser }, actor(req, res))
     res.status(201).json(userJson(user))
   })
 
-  r.patch('/users/:id', superuserOnly, async (req, res) => {
+  r.patch('/users/:id', requireScope('users:admin'), superuserOnly, async (req, res) => {
     const { id } = parse(UserIdParam, req.params, 'path')
     const body = parse(PatchUserRequest, req.body)
     let user = await userStore.findById(deps.db, id)
@@ -46,7 +47,7 @@ export function userRoutes(deps: { db: Db; accounts: Accounts; clock: Clock }): 
     res.json(userJson(user))
   })
 
-  r.get('/audit', async (req, res) => {
+  r.get('/audit', requireScope('audit:read'), async (req, res) => {
     const q = parse(AuditQuery, req.query, 'query')
     const me = await userStore.findById(deps.db, identityOf(res).sub)
     const subject = me?.is_superuser ? q.user_id : me?.id

@@ -110,4 +110,5 @@ export const Problem = z.object({
   code: z.string(),
   instance: z.string().optional(),
   errors: z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string() })).optional(),
+  missing_scopes: z.array(z.string()).optional().describe('SCOPE_MISSING: the admin scopes (or key scopes) the credential lacks'),
 }).meta({ id: 'Problem' })

@@ -28,6 +28,12 @@ export const ENV_SETTINGS = {
     ),
     doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced.',
   },
+  KEYGATE_STRIP_HEADERS: {
+    schema: z.string().default('x-original-url,x-rewrite-url,true-client-ip,x-client-ip,cf-connecting-ip,x-real-ip,remote-user,x-remote-user,x-forwarded-user,x-forwarded-email,x-forwarded-groups,x-auth-request-*')
+      .transform((v) => v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+      .refine((list) => list.every((n) => /^[a-z0-9_-]+\*?$/.test(n)), 'comma-separated header names; an entry ending in * is a prefix'),
+    doc: 'Client request headers dropped before forwarding, besides the reserved families (comma-separated; `name*` is a prefix; `_` matches `-`): headers that upstreams commonly believe (a rewritten URL, the client address a CDN states, the user an authenticating proxy asserts). Setting it replaces the list.',
+  },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
   KEYGATE_CONFIG_WATCH: { schema: bool.default(true), doc: 'Reload the route file when it changes (SIGHUP always reloads).' },
@@ -42,16 +48,18 @@ export const ENV_SETTINGS = {
   KEYGATE_JWKS_URL: { schema: z.string().regex(/^https?:\/\/[^\s/]+\/\S*$/, 'an http(s) URL such as http://gateway:8000/.well-known/jwks.json').optional(), doc: 'The gateway\'s published key set (`http://gateway:8000/.well-known/jwks.json`) against which a process running apart from the gateway verifies the identity header: the admin API run on its own (`npm run admin-api`, which requires it) and the standalone demo services. Any gateway or the load balancer in front of them will do: every instance publishes the same keys. The gateway itself does not read it.' },
   KEYGATE_ACCESS_TOKEN_TTL: { schema: seconds.default(900), doc: 'Access token lifetime, seconds (`expires_in`).' },
   KEYGATE_REFRESH_TOKEN_TTL: { schema: seconds.default(604800), doc: 'Refresh token lifetime, seconds.' },
-  KEYGATE_REFRESH_REUSE_WINDOW_MS: { schema: z.coerce.number().int().min(0).max(60000).default(10000), doc: 'A spent refresh token presented again within this window is a client retry; later, it revokes its whole session.' },
+  KEYGATE_REFRESH_REUSE_WINDOW_MS: { schema: z.coerce.number().int().min(0).max(60000).default(10000), doc: 'A spent refresh token presented again within this window is a client retry: its earlier successor is replaced, so the session keeps one live refresh token. Later, or once that successor was used, it revokes its whole session.' },
   KEYGATE_API_KEY_PREFIX: { schema: z.string().regex(/^sk_[a-z0-9]+_$/).default('sk_live_'), doc: 'Environment prefix of new API keys (`sk_live_`, `sk_test_`).' },
-  KEYGATE_MAX_KEYS_PER_USER: { schema: z.coerce.number().int().min(1).max(1000).default(1), doc: 'Active API keys a user may hold.' },
+  KEYGATE_MAX_KEYS_PER_USER: { schema: z.coerce.number().int().min(1).max(1000).default(1), doc: 'Active API keys a user may hold. A key rolled with a grace period stands beyond the limit until the period ends, one at a time: another roll with a grace period meanwhile is 409 KEY_LIMIT_REACHED.' },
   KEYGATE_PASSWORD_HASH_LOG_N: { schema: z.coerce.number().int().min(14).max(20).default(17), doc: 'scrypt cost as log2(N) for new password hashes (OWASP: 17).' },
-  KEYGATE_LOGIN_MAX_ATTEMPTS: { schema: z.coerce.number().int().min(1).default(10), doc: 'Failed logins allowed per username and per client address in a window; then 429 with Retry-After.' },
+  KEYGATE_PASSWORD_HASH_QUEUE: { schema: z.coerce.number().int().min(0).max(10000).default(16), doc: 'Password hashes (login, password change, user creation) that may wait for one of the two hashing slots; past it the call answers 503 PASSWORD_HASH_BUSY at once instead of queueing.' },
+  KEYGATE_LOGIN_MAX_ATTEMPTS: { schema: z.coerce.number().int().min(1).default(10), doc: 'Failed logins allowed per username and per client address in a window, and failed password changes per user; then 429 with Retry-After. Each attempt is counted before the password is checked.' },
   KEYGATE_LOGIN_WINDOW_SEC: { schema: seconds.default(300), doc: 'The login attempt window, seconds.' },
   KEYGATE_ALLOW_REGISTRATION: { schema: bool.default(false), doc: 'Enables `POST /api/v1/auth/register`.' },
   KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_PASSWORD).' },
   KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
   KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
+  KEYGATE_UNKNOWN_KEY_LOOKUPS: { schema: z.coerce.number().int().min(1).max(1_000_000).default(50), doc: 'Database lookups of unknown API keys (well-formed, valid checksum, no such key) one client address may cause in 10 s, per gateway process; past it, its uncached keys get 429 KEY_LOOKUPS_LIMITED until the 10 s end (cached keys keep working).' },
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
   KEYGATE_CACHE_TTL_MS: { schema: z.coerce.number().int().min(0).default(60000), doc: 'Lifetime of a cached credential.' },
   KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },
@@ -93,6 +101,8 @@ const routeFields = {
   name: z.string({ error: 'expected a name: lowercase letters, digits and "-"' }).regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and "-"'),
   /** Path prefix, matched on whole segments (`/api/v1/documents` matches `/api/v1/documents/…`, not `/api/v1/documentsX`). */
   prefix: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'a path starting with "/"'),
+  /** Match the prefix in exact case (default: case-insensitively, as many upstream frameworks route). */
+  case_sensitive: flag.default(false),
   methods: z.array(z.enum(METHODS, { error: `expected one of ${METHODS.join(', ')}` }), { error: `expected a list of methods (${METHODS.join(', ')})` }).min(1, { error: 'expected at least one method (leave methods out for every method)' }).optional(),
   /** Host header to match (without port, case-insensitive); `*.example.com` matches any subdomain. */
   host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'a host name, or *.domain').transform((h) => h.toLowerCase()).optional(),
@@ -112,6 +122,12 @@ const routeFields = {
   idle_timeout_ms: milliseconds(3_600_000).default(60_000),
   /** Largest request body; larger is refused with 413 (at once when Content-Length says so). */
   max_body_bytes: z.coerce.number({ error: 'expected bytes as a number' }).int({ error: 'expected bytes as a whole number, 0 or more' }).min(0, { error: 'expected bytes as a whole number, 0 or more' }).default(10 * 1024 * 1024),
+  /** Most exchanges of this route in flight at once in one process; one more is 503 ROUTE_BUSY. Unset: no limit. */
+  max_concurrent: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /** Read the whole request body before contacting the upstream (default: on public routes), within body_timeout_ms. */
+  read_body_first: flag.optional(),
+  /** With read_body_first: the whole body must arrive within this many ms (0: no deadline), else 408 BODY_TIMEOUT. */
+  body_timeout_ms: z.coerce.number({ error: 'expected milliseconds as a number' }).int().min(0).max(3_600_000).default(10_000),
   /** Bind the identity to this request's method and the route prefix (claims `htm`, `htp`), so an assertion
    * captured by one upstream cannot be replayed at another route of the same audience. */
   bind_request: flag.default(false),
@@ -126,6 +142,8 @@ const routeFields = {
 export const routeSchema = z.strictObject(routeFields, {
   error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}; a route's fields are ${Object.keys(routeFields).join(', ')}` : undefined),
 }).refine((r) => !(r.strip_prefix && r.rewrite_prefix !== undefined), { message: 'strip_prefix and rewrite_prefix exclude each other', path: ['rewrite_prefix'] })
+  // A public route is what anyone can hold open: its bodies are read before the upstream is involved unless it says otherwise.
+  .transform((r) => ({ ...r, read_body_first: r.read_body_first ?? r.auth === 'public' }))
 
 export const fileSchema = z.strictObject({
   upstreams: z.record(upstreamName, upstreamSchema),

@@ -27,10 +27,13 @@ export function apiKeys(deps: ApiKeyDeps) {
       return { row, key }
     },
 
-    /** Issues a successor for a key; the old one works for `graceMs` more. Null when no such active key. */
+    /**
+     * Issues a successor for a key; the old one works for `graceMs` more. Null when no such active key.
+     * @throws KeygateError KEY_LIMIT_REACHED (a grace period while another key already stands beyond the limit)
+     */
     async roll(userId: string, keyId: string, graceMs: number, actor: Actor): Promise<{ row: ApiKeyRow; key: string } | null> {
       const { key, hash, display } = format.generate()
-      const rolled = await keyStore.roll(db, { userId, keyId, hash, display, graceMs }, now())
+      const rolled = await keyStore.roll(db, { userId, keyId, hash, display, graceMs, maxActive: deps.maxActivePerUser }, now())
       if (!rolled) return null
       await auditStore.record(db, { event: 'key.rolled', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address, detail: { new_key_id: rolled.row.id, grace_seconds: Math.round(graceMs / 1000) } }, now())
       // Cached copies of the old key must learn its new expiry (or revocation) now, not after their TTL.

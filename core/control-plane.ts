@@ -35,7 +35,7 @@ export async function controlPlane(deps: ControlPlaneDeps) {
   const { env, db, clock, bus, logger } = deps
   const jwtSecret = env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret'))
   const tokens = tokenService({ secret: jwtSecret, issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
-  const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N })
+  const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N, maxQueue: env.KEYGATE_PASSWORD_HASH_QUEUE })
   const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
 
   const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })

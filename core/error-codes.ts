@@ -9,6 +9,8 @@ export interface ErrorCodeSpec {
   readonly detail: string
   /** RFC 6750 `error` attribute for `WWW-Authenticate`; `null` sends a bare `Bearer` challenge. */
   readonly bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope' | null
+  /** `Retry-After` seconds sent with every answer of this code. */
+  readonly retryAfter?: number
 }
 
 const INVALID_CREDENTIAL = 'Invalid token or API key'
@@ -31,15 +33,19 @@ export const ERROR_CODES = {
   TOKEN_EXPIRED: unauthorized(),
   TOKEN_REVOKED: unauthorized(),
   USER_INACTIVE: unauthorized(),
+  KEY_LOOKUPS_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many unknown API keys from this address; retry later', retryAfter: 10 },
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
+  WEBSOCKET_METHOD_INVALID: { status: 400, title: 'Bad Request', detail: 'A WebSocket upgrade must be a GET request' },
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
   REQUEST_MALFORMED: { status: 400, title: 'Bad Request', detail: 'The request is not valid HTTP/1.1 (its framing, Host header, version or characters); the connection is closed' },
   HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers are too large or too many' },
+  BODY_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request body did not arrive in time; the connection is closed' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', detail: 'The request headers did not arrive in time; the connection is closed' },
   // --- upstreams and our own dependencies ----------------------------------------------------------
+  ROUTE_BUSY: { status: 503, title: 'Service Unavailable', detail: 'This route has as many requests in flight as it allows; retry in a moment', retryAfter: 1 },
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'Bad Gateway', detail: 'The upstream service could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', detail: 'The upstream service did not answer in time' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', detail: 'The credential store is unavailable; retry later' },
@@ -49,9 +55,11 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, title: 'Internal Server Error', detail: 'Internal error' },
   // --- admin API -----------------------------------------------------------------------------------
   LOGIN_FAILED: { status: 401, title: 'Authentication Required', detail: 'Invalid username or password', bearerError: null },
+  PASSWORD_HASH_BUSY: { status: 503, title: 'Service Unavailable', detail: 'Too many password checks are in progress; retry in a moment', retryAfter: 1 },
   RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many failed login attempts; retry later' },
   IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
   NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
+  SCOPE_MISSING: { status: 403, title: 'Forbidden', detail: 'The API key lacks the admin scope this operation needs, or asked for a key wider than itself', bearerError: 'insufficient_scope' },
   JWT_REQUIRED: { status: 403, title: 'Forbidden', detail: 'This operation requires a login token, not an API key' },
   NOT_FOUND: { status: 404, title: 'Not Found', detail: 'Not found' },
   VALIDATION_FAILED: { status: 422, title: 'Unprocessable Content', detail: 'The request is invalid' },

@@ -1,10 +1,12 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { KeygateError } from './errors.ts'
 
 /**
  * Password hashing with scrypt from `node:crypto`. OWASP's parameters by default (N=2^17, r=8, p=1: 128 MiB
  * and ~100-300 ms a hash); the parameters are stored with each hash (`scrypt$ln$r$p$salt$hash`) so they can
  * be raised later without invalidating existing passwords. At most `concurrency` hashes run at once, because
- * each one holds 128 MiB.
+ * each one holds 128 MiB, and at most `maxQueue` wait: past that, a hash fails at once with 503
+ * PASSWORD_HASH_BUSY instead of queueing (a burst of logins must not make every other login wait for seconds).
  */
 export interface PasswordHasher {
   hash(password: string): Promise<string>
@@ -22,11 +24,14 @@ function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptO
   })
 }
 
-function semaphore(limit: number) {
+function semaphore(limit: number, maxQueue: number) {
   let active = 0
   const waiting: Array<() => void> = []
   return async function run<T>(fn: () => Promise<T>): Promise<T> {
-    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve))
+    if (active >= limit) {
+      if (waiting.length >= maxQueue) throw new KeygateError('PASSWORD_HASH_BUSY', 'too many password hashes queued')
+      await new Promise<void>((resolve) => waiting.push(resolve))
+    }
     active++
     try {
       return await fn()
@@ -37,11 +42,11 @@ function semaphore(limit: number) {
   }
 }
 
-export function passwordHasher(options: { logN?: number; concurrency?: number } = {}): PasswordHasher {
+export function passwordHasher(options: { logN?: number; concurrency?: number; maxQueue?: number } = {}): PasswordHasher {
   const logN = options.logN ?? 17
   const r = 8
   const p = 1
-  const limit = semaphore(options.concurrency ?? 2)
+  const limit = semaphore(options.concurrency ?? 2, options.maxQueue ?? 16)
   const derive = (password: string, salt: Buffer, ln: number, rr: number, pp: number) =>
     limit(() => scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: 2 ** ln, r: rr, p: pp, maxmem: 2 * 128 * rr * 2 ** ln + 1024 * 1024 }))
   let dummy: Promise<string> | undefined
@@ -67,7 +72,11 @@ export function passwordHasher(options: { logN?: number; concurrency?: number } 
     hash,
     verify,
     async verifyDummy(password) {
-      dummy ??= hash('keygate-dummy-password')
+      // A first hash refused by a full queue must not be remembered: the next call makes it again.
+      dummy ??= hash('keygate-dummy-password').catch((err: unknown) => {
+        dummy = undefined
+        throw err
+      })
       await verify(password, await dummy)
       return false
     },

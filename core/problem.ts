@@ -15,9 +15,10 @@ export function problemBody(code: ErrorCode, options: { detail?: string; instanc
   }
 }
 
-/** Headers that go with a code: the RFC 6750 Bearer challenge for 401 and 403-scope answers. */
+/** Headers that go with a code: the RFC 6750 Bearer challenge for 401 and 403-scope answers, a fixed Retry-After. */
 export function problemHeaders(code: ErrorCode): Record<string, string> {
   const spec: ErrorCodeSpec = ERROR_CODES[code]
-  if (spec.bearerError === undefined) return {}
-  return { 'www-authenticate': spec.bearerError === null ? 'Bearer' : `Bearer error="${spec.bearerError}"` }
+  const retry: Record<string, string> = spec.retryAfter === undefined ? {} : { 'retry-after': String(spec.retryAfter) }
+  if (spec.bearerError === undefined) return retry
+  return { ...retry, 'www-authenticate': spec.bearerError === null ? 'Bearer' : `Bearer error="${spec.bearerError}"` }
 }

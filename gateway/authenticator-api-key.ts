@@ -3,7 +3,9 @@ import { hashApiKey, type ApiKeyFormat } from '../core/api-key-format.ts'
 import type { Clock } from '../core/clock.ts'
 import type { CredentialCache } from '../core/credential-cache.ts'
 import type { KeyRecord } from '../core/key-store.ts'
+import { KeygateError } from '../core/errors.ts'
 import type { Authenticator } from './authenticator.ts'
+import type { UnknownKeyLimiter } from './unknown-key-limiter.ts'
 
 export interface ApiKeyAuthenticatorDeps {
   format: ApiKeyFormat
@@ -13,6 +15,8 @@ export interface ApiKeyAuthenticatorDeps {
   clock: Clock
   /** Told about every accepted key, for the batched `last_used_at`. */
   recordUse?(keyId: string): void
+  /** Bounds the database lookups of unknown keys per client address. */
+  unknownKeys?: UnknownKeyLimiter
 }
 
 export const keyCacheKey = (hash: string) => `k:${hash}`
@@ -26,10 +30,23 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
   return {
     name: 'api_key',
     accepts: (credential) => deps.format.looksLikeKey(credential),
-    async authenticate(credential) {
+    async authenticate(credential, context) {
       if (!deps.format.isWellFormed(credential)) return { ok: false, code: 'KEY_MALFORMED' }
       const hash = hashApiKey(credential)
-      const record = await deps.cache.get(keyCacheKey(hash), () => deps.findByHash(hash))
+      const address = context?.clientAddress
+      const limiter = address === undefined ? undefined : deps.unknownKeys
+      const record = await deps.cache.get(keyCacheKey(hash), async () => {
+        // Only a lookup that reaches the store counts: cached keys, known or unknown, cost nothing.
+        if (limiter && !limiter.reserve(address!)) throw new KeygateError('KEY_LOOKUPS_LIMITED', 'unknown-key lookups limited for this address')
+        let found: KeyRecord | null | undefined
+        try {
+          found = await deps.findByHash(hash)
+        } finally {
+          // A key that exists, or a lookup that failed (the store is down: 503), does not count as unknown.
+          if (found !== null) limiter?.found(address!)
+        }
+        return found
+      })
       // The lookup is by hash already; comparing again in constant time keeps a future store honest.
       if (!record || !timingSafeEqual(Buffer.from(record.keyHash, 'hex'), Buffer.from(hash, 'hex'))) return { ok: false, code: 'KEY_UNKNOWN' }
       const now = deps.clock.now()

@@ -53,7 +53,8 @@ export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
       if (!session.userActive) return { ok: false, code: 'USER_INACTIVE' }
       return {
         ok: true,
-        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: `s:${sid}`, revocationKey: sessionCacheKey(sid) },
+        // validUntil: streams opened with the token close at its `exp`, as those of an expiring key do.
+        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: `s:${sid}`, revocationKey: sessionCacheKey(sid), validUntil: claims.exp * 1000 },
       }
     },
   }

@@ -14,8 +14,8 @@ export interface Principal {
   /** The cache key a revocation of this credential names (`k:<key hash>`, `s:<session id>`). */
   readonly revocationKey: string
   /**
-   * When the credential stops being accepted by a deadline its owner set (an API key's expiry, or the end of a
-   * rolled key's grace period), ms since the epoch; exchanges it opened are closed then.
+   * When the credential stops being accepted by a deadline (an API key's expiry, the end of a rolled key's grace
+   * period, an access token's `exp`), ms since the epoch; exchanges it opened are closed then.
    */
   readonly validUntil?: number
 }
@@ -31,5 +31,11 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; code:
 export interface Authenticator {
   readonly name: 'api_key' | 'jwt'
   accepts(credential: string): boolean
-  authenticate(credential: string): Promise<AuthResult>
+  authenticate(credential: string, context?: AuthContext): Promise<AuthResult>
+}
+
+/** What an authenticator may know about the request besides the credential. */
+export interface AuthContext {
+  /** The client's address as the gateway established it (see `forwarded-headers.ts`). */
+  readonly clientAddress?: string
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
+import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/client-address-proof.ts'
 
 /**
  * `x-forwarded-for/-proto/-host` for the upstream. What a client says about itself is believed only when the
@@ -11,10 +12,16 @@ export const CLIENT_ADDRESS_HEADER = 'x-keygate-client-address'
 
 export interface ForwardedPolicy {
   headers(req: IncomingMessage): string[]
+  /** The client's address: the peer, or behind trusted proxies the nearest address that is not one of them. */
+  clientAddress(req: IncomingMessage): string
 }
 
-/** @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients. */
-export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
+/**
+ * @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients.
+ * @param proof when given, the client address goes with a proof (`x-keygate-client-address-proof`) that the
+ *   in-process admin API checks before it believes the address.
+ */
+export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientAddressProof, 'sign'>): ForwardedPolicy {
   const list = new BlockList()
   for (const entry of trusted) {
     const [address, bits] = entry.split('/') as [string, string | undefined]
@@ -41,7 +48,21 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
     return verdict
   }
   const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v)
+  // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
+  // written by the client itself and prove nothing. From an untrusted peer, the peer is the client.
+  const clientOf = (remote: string, priorFor: string | undefined) => {
+    let client = remote
+    if (priorFor) {
+      const chain = priorFor.split(',').map((a) => a.trim()).filter(Boolean)
+      for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
+    }
+    return client
+  }
   return {
+    clientAddress(req) {
+      const remote = req.socket.remoteAddress ?? ''
+      return clientOf(remote, isTrusted(remote) ? one(req.headers['x-forwarded-for']) : undefined)
+    },
     headers(req) {
       const remote = req.socket.remoteAddress ?? ''
       const trustedPeer = isTrusted(remote)
@@ -49,14 +70,9 @@ export function forwardedPolicy(trusted: readonly string[]): ForwardedPolicy {
       const priorFor = trustedPeer ? one(req.headers['x-forwarded-for']) : undefined
       const proto = (trustedPeer && one(req.headers['x-forwarded-proto'])) || tls
       const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
-      // The client is the nearest address in the chain that is not one of our proxies: entries left of it were
-      // written by the client itself and prove nothing. From an untrusted peer, the peer is the client.
-      let client = remote
-      if (priorFor) {
-        const chain = priorFor.split(',').map((a) => a.trim()).filter(Boolean)
-        for (let i = chain.length - 1; i >= 0 && isTrusted(client); i--) client = chain[i]!
-      }
+      const client = clientOf(remote, priorFor)
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
+      if (proof) out.push(CLIENT_ADDRESS_PROOF_HEADER, proof.sign(client))
       if (host) out.push('x-forwarded-host', host)
       return out
     },

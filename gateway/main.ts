@@ -9,6 +9,7 @@ import { createAdminApp } from '../admin-api/app.ts'
 import { ADMIN_AUDIENCE } from '../admin-api/identity.ts'
 import { loadConfig, withoutEmpty, type KeygateConfig } from '../config/load.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
+import { clientAddressProof } from '../core/client-address-proof.ts'
 import { controlPlane } from '../core/control-plane.ts'
 import { ConfigError } from '../core/errors.ts'
 import { httpLimits } from '../core/http-guard.ts'
@@ -39,7 +40,10 @@ import { createGatewayServer } from './server.ts'
 import { forwardedPolicy } from './forwarded-headers.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
+import { unknownKeyLimiter } from './unknown-key-limiter.ts'
+import { routeSlots } from './route-slots.ts'
 import { identityStamper } from './stage-sign-identity.ts'
+import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
 import { stopOnSignals } from '../core/signals.ts'
 
@@ -113,9 +117,12 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       internalServers.push(server)
       internal.set(name, `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}`)
     }
+    // The in-process admin API listens on loopback, where any local process can call it: it believes the client
+    // address only with a proof made with this process's secret.
+    const addressProof = clientAddressProof({ clock })
     if (wanted.has('admin')) {
       const app = createAdminApp({
-        ...adminDeps, logger: logger.child({ component: 'admin-api' }),
+        ...adminDeps, logger: logger.child({ component: 'admin-api' }), clientAddressProof: addressProof,
         identity: { keys: () => signer.jwks().keys, audience: ADMIN_AUDIENCE, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now },
       })
       await startInternal('admin', createServer(app))
@@ -149,7 +156,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     let draining = false
     const authenticators = [
-      apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id) }),
+      apiKeyAuthenticator({ format, cache: keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id), unknownKeys: unknownKeyLimiter({ max: env.KEYGATE_UNKNOWN_KEY_LOOKUPS, clock }) }),
       jwtAuthenticator({ tokens, cache: sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
     ]
     const streams = streamRegistry({
@@ -166,12 +173,13 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       authenticators,
       stamper: identityStamper({ signer: () => signer, clock }),
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
-      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES),
+      stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
+      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof),
       streams,
       metrics,
       logger,
     }
-    const handle = createPipeline({ ...shared, dispatcher })
+    const handle = createPipeline({ ...shared, dispatcher, slots: routeSlots() })
     const upgrades = createUpgradeHandler(shared)
     const server = createGatewayServer({
       handle,

@@ -10,17 +10,19 @@ import type { ForwardedPolicy } from './forwarded-headers.ts'
 import { sendProblem } from './problem.ts'
 import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
-import { limitBody } from './stage-body-limit.ts'
+import { limitBody, readBodyFirst } from './stage-body-limit.ts'
 import { extractCredential } from './stage-credential.ts'
 import { forward } from './stage-forward.ts'
 import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
+import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   path → credential → route → authenticate → body limit → sanitize headers → sign identity → forward.
+ *   path → credential → route → authenticate → body limit (read first on public routes) → sanitize headers →
+ *   sign identity → forward.
  * Each stage is its own module; this file only wires them and turns denials into responses.
  */
 export interface PipelineDeps {
@@ -30,9 +32,13 @@ export interface PipelineDeps {
   stamper: IdentityStamper
   dispatcher: Dispatcher
   identityHeader: string
+  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
+  stripHeaders?: StripList
   forwarded: ForwardedPolicy
   /** Open exchanges by credential, so a revocation can cut them. */
   streams: StreamRegistry
+  /** In-flight exchanges per route, for routes with `max_concurrent`. */
+  slots?: RouteSlots
   metrics: Metrics
   logger: Logger
 }
@@ -90,8 +96,14 @@ export function createPipeline(deps: PipelineDeps) {
         return
       }
       routeName = route.name
+      const release = deps.slots ? deps.slots.acquire(route) : undefined
+      if (deps.slots && !release) {
+        failure = deny(req, res, requestId, 'ROUTE_BUSY')
+        return
+      }
+      if (release) res.once('close', release)
 
-      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
       if (!auth.ok) {
         metrics.authFailures.inc({ code: auth.code })
         failure = deny(req, res, requestId, auth.code)
@@ -104,11 +116,30 @@ export function createPipeline(deps: PipelineDeps) {
         failure = deny(req, res, requestId, body.code)
         return
       }
+      let upload = body.body
+      const readFirst = upload !== null && route.read_body_first
+      if (readFirst) {
+        req.socket.setTimeout(route.idle_timeout_ms)
+        const read = await readBodyFirst(upload!, route.body_timeout_ms, body.exceeded)
+        if (!read.ok) {
+          if (read.code === 'ABORTED') {
+            req.destroy()
+            return
+          }
+          // What is left of a slow body is not waited for: the connection closes after the answer.
+          res.shouldKeepAlive = false
+          res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
+          failure = deny(req, res, requestId, read.code)
+          return
+        }
+        upload = read.body
+      }
       // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
       // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
       const socket = req.socket
       let awaitHeaders: (() => void) | undefined
-      if (body.body) {
+      const streamingUpload = upload !== null && !readFirst
+      if (streamingUpload) {
         socket.setTimeout(route.idle_timeout_ms)
         awaitHeaders = () => socket.setTimeout(0)
         req.once('end', awaitHeaders)
@@ -116,7 +147,7 @@ export function createPipeline(deps: PipelineDeps) {
         socket.setTimeout(0)
       }
 
-      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
       if (principal) {
         headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method, prefix: upstreamPath(route, route.prefix) } : undefined))
@@ -129,7 +160,7 @@ export function createPipeline(deps: PipelineDeps) {
       // it flows. Not the wait in between, which is where the admin call that revoked it sits.
       const p = principal
       const track = p && credential.kind === 'bearer' ? () => deps.streams.track(p, credential.value, () => res.destroy()) : () => undefined
-      if (body.body) {
+      if (streamingUpload) {
         const untrackUpload = track()
         if (untrackUpload) {
           untrack = untrackUpload
@@ -143,7 +174,7 @@ export function createPipeline(deps: PipelineDeps) {
         path: upstreamPath(route, path.path) + path.search,
         method,
         headers,
-        body: body.body,
+        body: upload,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
         responseHeaders: ['x-request-id', requestId],

@@ -9,7 +9,10 @@ export interface Route extends RouteConfig {
 export interface Router {
   /**
    * The route for a normalised path, method and Host header: the longest prefix that matches on whole
-   * segments; among equal prefixes, one with a matching `host` before one without.
+   * segments; among equal prefixes, one with a matching `host` before one without. Prefixes match
+   * case-insensitively unless the route sets `case_sensitive`. A path whose segments carry `;` parameters is
+   * matched with them and without them (servlet containers drop them, Express keeps them) and the stricter of
+   * the two routes wins, so no upstream can serve a request as a better-protected route than it was admitted by.
    */
   match(path: string, method: string, host?: string): Route | undefined
   /** The next origin of the route, in turn. */
@@ -25,6 +28,23 @@ function matchesPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true
   const p = trimSlash(prefix)
   return path === p || (path.startsWith(p) && path[p.length] === '/')
+}
+
+/**
+ * The path without the `;parameters` of each segment (`/a;x/b;y=1` → `/a/b`), as a servlet container reads it;
+ * a segment that was only parameters leaves an empty one, which collapses (`/a/;x/b` → `/a/b`).
+ */
+export function withoutPathParameters(path: string): string {
+  return path.replace(/;[^/]*/g, '').replace(/\/{2,}/g, '/')
+}
+
+const AUTH_RANK = { public: 0, optional: 1, required: 2 } as const
+
+/** The better-protected of two routes: the stricter auth mode, then more scopes; `a` when they are equal. */
+function stricter(a: Route | undefined, b: Route | undefined): Route | undefined {
+  if (!a || !b || a === b) return a ?? b
+  const rank = AUTH_RANK[b.auth] - AUTH_RANK[a.auth] || b.scopes.length - a.scopes.length
+  return rank > 0 ? b : a
 }
 
 function matchesHost(pattern: string | undefined, hostHeader: string | undefined): boolean {
@@ -46,17 +66,25 @@ export function upstreamPath(route: RouteConfig, path: string): string {
 
 export function createRouter(routes: readonly Route[]): Router {
   const ordered = [...routes].sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined))
+  // Express, Rails, ASP.NET and Windows file systems route case-insensitively: a case-sensitive gateway would let
+  // `/Secret` past the route of `/secret` to one that upstream serves as `/secret`.
+  const prefixes = new Map(ordered.map((r) => [r, r.case_sensitive ? r.prefix : r.prefix.toLowerCase()]))
   const turn = new Map<string, number>()
+  function find(path: string, method: string, host: string | undefined): Route | undefined {
+    const lower = path.toLowerCase()
+    for (const r of ordered) {
+      if (!matchesPrefix(r.case_sensitive ? path : lower, prefixes.get(r)!)) continue
+      if (r.methods && !r.methods.includes(method as never)) continue
+      if (!matchesHost(r.host, host)) continue
+      return r
+    }
+    return undefined
+  }
   return {
     routes: ordered,
     match(path, method, host) {
-      for (const r of ordered) {
-        if (!matchesPrefix(path, r.prefix)) continue
-        if (r.methods && !r.methods.includes(method as never)) continue
-        if (!matchesHost(r.host, host)) continue
-        return r
-      }
-      return undefined
+      const route = find(path, method, host)
+      return path.includes(';') ? stricter(route, find(withoutPathParameters(path), method, host)) : route
     },
     origin(route) {
       if (route.origins.length === 1) return route.origins[0]!

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { Transform, type Readable } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 
 /**
  * The request body as it goes upstream, held to the route's `max_body_bytes`. A declared Content-Length over
@@ -38,4 +38,35 @@ export function limitBody(req: IncomingMessage, max: number): BodyResult {
   req.on('error', (err) => counter.destroy(err))
   req.pipe(counter)
   return { ok: true, body: counter, exceeded: () => over }
+}
+
+export type ReadFirstResult =
+  | { ok: true; body: Readable }
+  | { ok: false; code: 'BODY_TIMEOUT' | 'BODY_TOO_LARGE' | 'ABORTED' }
+
+/**
+ * Reads the whole request body before the upstream is involved (route option `read_body_first`, the default on
+ * public routes): a slow client then holds one of the gateway's sockets, never a connection of the upstream's
+ * pool, so 300 slow uploads to a public login cannot starve the authenticated calls that share its upstream.
+ * The body must be complete within `timeoutMs` (0: no deadline besides the idle timeout): past it, BODY_TIMEOUT.
+ * Held in memory, so only for bodies the route keeps small (`max_body_bytes`).
+ */
+export function readBodyFirst(body: Readable, timeoutMs: number, exceeded: () => boolean): Promise<ReadFirstResult> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let settled = false
+    const finish = (result: ReadFirstResult) => {
+      if (settled) return
+      settled = true
+      if (timer) clearTimeout(timer)
+      body.off('data', onData)
+      if (!result.ok) body.pause()
+      resolve(result)
+    }
+    const timer = timeoutMs > 0 ? setTimeout(() => finish({ ok: false, code: 'BODY_TIMEOUT' }), timeoutMs) : undefined
+    const onData = (chunk: Buffer) => { chunks.push(chunk) }
+    body.on('data', onData)
+    body.once('end', () => finish({ ok: true, body: Readable.from(chunks.length ? [Buffer.concat(chunks)] : []) }))
+    body.once('error', () => finish({ ok: false, code: exceeded() ? 'BODY_TOO_LARGE' : 'ABORTED' }))
+  })
 }

@@ -3,6 +3,7 @@
  * one path mean two things to the gateway and to an upstream (dot segments, encoded `/` `\` `.`, NUL and
  * control characters, invalid UTF-8) is refused rather than guessed at; repeated slashes collapse. A dot segment
  * with path parameters (`..;x`, `.;`) counts as one: Servlet containers strip the parameters, then resolve it.
+ * A raw `#` is refused. Case and `;` parameters are the router's concern (see `router.ts`).
  */
 export type PathResult = { ok: true; path: string; search: string } | { ok: false; code: 'PATH_INVALID' }
 
@@ -12,6 +13,9 @@ const UNRESERVED_ENCODED = /%(3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7
 
 export function normalizePath(target: string | undefined): PathResult {
   if (!target || target[0] !== '/') return { ok: false, code: 'PATH_INVALID' }
+  // A fragment never belongs in a request target (RFC 9112 §3.2): the gateway would route `/a/secret#x` by one
+  // path while an upstream that cuts at `#` serves another.
+  if (target.includes('#')) return { ok: false, code: 'PATH_INVALID' }
   const q = target.indexOf('?')
   const raw = q === -1 ? target : target.slice(0, q)
   const search = q === -1 ? '' : target.slice(q)

@@ -13,29 +13,62 @@ const RESERVED_EXACT = new Set(['x-user-id', 'x-username', 'x-auth-method', 'x-a
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const RESERVED_PREFIXES = ['x-keygate-', 'x-forwarded-']
 
-export function isReservedHeader(name: string, identityHeader: string): boolean {
-  const n = name.trim().toLowerCase().replaceAll('_', '-')
+/**
+ * Headers that upstream frameworks and proxies commonly believe (a rewritten URL, the client's address, a user
+ * asserted by an authenticating proxy): a client's copy is dropped like a reserved header. `KEYGATE_STRIP_HEADERS`
+ * replaces this list; an entry ending in `*` is a prefix.
+ */
+export const DEFAULT_STRIP_HEADERS: readonly string[] = [
+  'x-original-url', 'x-rewrite-url', 'true-client-ip', 'x-client-ip', 'cf-connecting-ip', 'x-real-ip',
+  'remote-user', 'x-remote-user', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-auth-request-*',
+]
+
+/** A compiled strip list: exact names and prefixes, lowercased with `_` read as `-`. */
+export interface StripList { readonly id: string; readonly exact: ReadonlySet<string>; readonly prefixes: readonly string[] }
+
+const canonical = (name: string) => name.trim().toLowerCase().replaceAll('_', '-')
+
+export function stripList(names: readonly string[] = DEFAULT_STRIP_HEADERS): StripList {
+  const entries = names.map(canonical).filter(Boolean)
+  return {
+    id: entries.join(','),
+    exact: new Set(entries.filter((e) => !e.endsWith('*'))),
+    prefixes: entries.filter((e) => e.endsWith('*')).map((e) => e.slice(0, -1)),
+  }
+}
+
+const DEFAULT_STRIP = stripList()
+
+export function isReservedHeader(name: string, identityHeader: string, strip: StripList = DEFAULT_STRIP): boolean {
+  const n = canonical(name)
   return n === identityHeader || RESERVED_EXACT.has(n) || METHOD_OVERRIDE.has(n) || RESERVED_PREFIXES.some((p) => n.startsWith(p))
+    || strip.exact.has(n) || strip.prefixes.some((p) => n.startsWith(p))
 }
 
 export interface SanitizeOptions {
   identityHeader: string
   forwardAuthorization: boolean
+  /** Client headers dropped besides the reserved families (default: `DEFAULT_STRIP_HEADERS`). */
+  strip?: StripList
 }
 
 /** A raw header name, lowercased, and whether it is hop-by-hop or reserved (never forwarded). */
 interface NameVerdict { name: string; drop: boolean }
 
 // Clients send the same few header names over and over: the verdict on each spelling is remembered (per
-// identity header name, a bounded map) instead of lowercasing and matching every name of every request.
+// identity header name and strip list, a bounded map) instead of lowercasing and matching every name of every request.
 const verdicts = new Map<string, Map<string, NameVerdict>>()
-function verdictOf(rawName: string, identityHeader: string): NameVerdict {
-  let cache = verdicts.get(identityHeader)
-  if (!cache) verdicts.set(identityHeader, (cache = new Map()))
+function verdictOf(rawName: string, identityHeader: string, strip: StripList): NameVerdict {
+  const policy = `${identityHeader}|${strip.id}`
+  let cache = verdicts.get(policy)
+  if (!cache) {
+    if (verdicts.size >= 16) verdicts.clear()
+    verdicts.set(policy, (cache = new Map()))
+  }
   let v = cache.get(rawName)
   if (v === undefined) {
     const name = rawName.toLowerCase()
-    v = { name, drop: HOP_BY_HOP.has(name) || isReservedHeader(name, identityHeader) }
+    v = { name, drop: HOP_BY_HOP.has(name) || isReservedHeader(name, identityHeader, strip) }
     if (cache.size >= 4096) cache.clear()
     cache.set(rawName, v)
   }
@@ -49,7 +82,7 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
   const out: string[] = []
   const raw = req.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
-    const { name, drop } = verdictOf(raw[i]!, options.identityHeader)
+    const { name, drop } = verdictOf(raw[i]!, options.identityHeader, options.strip ?? DEFAULT_STRIP)
     if (drop || connectionTokens?.has(name)) continue
     if (name === 'authorization' && !options.forwardAuthorization) continue
     out.push(name, raw[i + 1]!)

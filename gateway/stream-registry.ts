@@ -6,7 +6,7 @@ import type { Principal } from './authenticator.ts'
  * revocation names that credential or its user, the credential is checked again (its cache entry is already
  * gone, so this asks the store); if it is no longer accepted, the exchange is closed at once instead of
  * living on until it ends by itself. A key rolled with a grace period passes the check and stays open until the
- * grace period ends; an exchange opened with a key that expires is closed when it expires.
+ * grace period ends; an exchange opened with a key that expires, or with an access token, is closed when it expires.
  */
 export interface StreamRegistry {
   /** Registers an exchange; call the returned function when it ends. */

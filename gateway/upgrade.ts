@@ -13,7 +13,7 @@ import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
 import { extractCredential } from './stage-credential.ts'
 import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders } from './stage-sanitize.ts'
+import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
@@ -28,6 +28,8 @@ export interface UpgradeDeps {
   authenticators: readonly Authenticator[]
   stamper: IdentityStamper
   identityHeader: string
+  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
+  stripHeaders?: StripList
   forwarded: ForwardedPolicy
   streams: StreamRegistry
   metrics: Metrics
@@ -38,6 +40,9 @@ export interface UpgradeDeps {
 export function closeFrame(code: number): Buffer {
   return Buffer.from([0x88, 0x02, code >> 8, code & 0xff])
 }
+
+/** How long a client told to close (revocation, shutdown) may take before both legs are destroyed. */
+export const CLOSE_TIMEOUT_MS = 1000
 
 function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
   const spec = ERROR_CODES[code]
@@ -54,6 +59,40 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     if (socket.writable && socket.bytesWritten === 0) refuse(socket, 'UPSTREAM_UNAVAILABLE', String(req.headers['x-request-id'] ?? ''))
     else socket.destroy()
   })
+
+  // The upstream leg of each client socket. http-proxy pipes the two legs together but ends the upstream leg only
+  // when the client's ends cleanly: a client destroyed (or one that ignores its close frame and is cut) would
+  // leave the upstream leg open for ever. Each leg's close now closes the other.
+  const upstreamOf = new WeakMap<Duplex, Duplex>()
+  proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+    proxyReq.once('upgrade', (_res, upstream: Duplex) => {
+      if (socket.destroyed) return upstream.destroy()
+      upstreamOf.set(socket, upstream)
+      socket.once('close', () => upstream.destroy())
+      // A client told to close keeps its close timeout to read the close frame.
+      upstream.once('close', () => { if (!socket.writableEnded) socket.destroy() })
+    })
+  })
+
+  /**
+   * Ends a proxied WebSocket from the gateway's side: the client's frames stop reaching the upstream at once, the
+   * upstream's stop reaching the client, the client gets a close frame with `code`, the upstream leg ends; both
+   * are destroyed after CLOSE_TIMEOUT_MS if the client ignores the close frame.
+   */
+  function cut(socket: Duplex, code: number): void {
+    const upstream = upstreamOf.get(socket)
+    if (upstream) {
+      socket.unpipe(upstream)
+      upstream.unpipe(socket)
+      upstream.end()
+    }
+    socket.pause()
+    socket.end(closeFrame(code))
+    setTimeout(() => {
+      socket.destroy()
+      upstream?.destroy()
+    }, CLOSE_TIMEOUT_MS).unref()
+  }
 
   const open = new Set<Duplex>()
 
@@ -74,6 +113,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       refuse(socket, code, requestId)
     }
     try {
+      // RFC 6455 §4.1: the opening handshake is a GET. Any other method would be relayed as a GET upstream.
+      if (req.method !== 'GET') return deny('WEBSOCKET_METHOD_INVALID')
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
       const path = normalizePath(req.url)
       if (!path.ok) return deny(path.code)
@@ -83,12 +124,12 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if (!route) return deny('ROUTE_NOT_FOUND')
       routeName = route.name
       if (!route.websockets) return deny('WEBSOCKET_NOT_ALLOWED')
-      const auth = await authenticateForRoute(route, credential, deps.authenticators)
+      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
       if (!auth.ok) {
         deps.metrics.authFailures.inc({ code: auth.code })
         return deny(auth.code)
       }
-      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization })
+      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
       flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
       principal = auth.principal
       if (principal) {
@@ -105,11 +146,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       deps.metrics.requests.inc({ route: route.name, method: 'GET', status_class: '1xx', auth: principal?.auth ?? 'none' })
       const p = principal
       if (p && credential.kind === 'bearer') {
-        const untrack = deps.streams.track(p, credential.value, () => {
-          // 1008: policy violation — the credential that opened this connection was revoked.
-          socket.end(closeFrame(1008))
-          setTimeout(() => socket.destroy(), 1000).unref()
-        })
+        // 1008: policy violation — the credential that opened this connection was revoked.
+        const untrack = deps.streams.track(p, credential.value, () => cut(socket, 1008))
         socket.once('close', untrack)
       }
       proxy.ws(req, socket, head, { target: router.origin(route) })
@@ -121,7 +159,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       deps.logger.info('request', {
         request_id: requestId,
         route: routeName,
-        method: 'GET',
+        method: req.method ?? 'GET',
         status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         upgrade: 'websocket',
@@ -137,10 +175,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     handle,
     /** Sends every open WebSocket a close frame with `code` (1001: going away) and ends it. */
     closeAll(code: number) {
-      for (const socket of open) {
-        socket.end(closeFrame(code))
-        setTimeout(() => socket.destroy(), 1000).unref()
-      }
+      for (const socket of open) cut(socket, code)
     },
   }
 }

@@ -42,9 +42,11 @@ t.test('a valid file parses, with every route default filled in', async (t) => {
     name: 'documents', prefix: '/api/v1/documents', upstream: 'docs',
     auth: 'required', scopes: [], timeout_ms: 30_000, idle_timeout_ms: 60_000, max_body_bytes: 10 * 1024 * 1024,
     strip_prefix: false, bind_request: false, websockets: false, plain_identity_headers: false, forward_authorization: false,
+    case_sensitive: false, read_body_first: false, body_timeout_ms: 10_000,
   })
   t.same(config?.routes[0]?.methods, ['POST'])
   t.equal(config?.routes[0]?.auth, 'public')
+  t.equal(config?.routes[0]?.read_body_first, true, 'a public route reads its body first by default')
 })
 
 t.test('an unknown field is a problem naming the file and where it is', async (t) => {

@@ -61,3 +61,12 @@ t.test('verifyDummy always answers false', async (t) => {
   t.equal(await hasher.verifyDummy('keygate-dummy-password'), false)
   t.equal(await hasher.verifyDummy('anything'), false)
 })
+
+t.test('past its queue depth a hash fails at once with PASSWORD_HASH_BUSY, and the hasher recovers', async (t) => {
+  const hasher = passwordHasher({ logN: 14, concurrency: 1, maxQueue: 2 })
+  const results = await Promise.allSettled(Array.from({ length: 6 }, () => hasher.verifyDummy('guess')))
+  const busy = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'PASSWORD_HASH_BUSY')
+  t.ok(busy.length >= 3, `${busy.length} of 6 refused (1 running, 2 queued)`)
+  t.equal(await hasher.verifyDummy('guess'), false, 'afterwards a check runs again (a refused first hash is not remembered)')
+  t.ok(await hasher.verify('pw', await hasher.hash('pw')))
+})

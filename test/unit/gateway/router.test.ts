@@ -58,3 +58,23 @@ t.test('a root prefix matches every path but loses to any longer one', async (t)
   t.equal(withRoot.match('/', 'GET')?.name, 'root')
   t.equal(withRoot.match('/docs/1', 'GET')?.name, 'docs')
 })
+
+t.test('prefixes match case-insensitively unless a route asks for exact case', async (t) => {
+  const r = createRouter([route('open', '/open', { auth: 'public' }), route('secret', '/open/secret'), route('exact', '/Exact', { case_sensitive: true })])
+  t.equal(r.match('/open/SECRET', 'GET')?.name, 'secret')
+  t.equal(r.match('/OPEN/x', 'GET')?.name, 'open')
+  t.equal(r.match('/Exact/x', 'GET')?.name, 'exact')
+  t.equal(r.match('/exact/x', 'GET'), undefined)
+})
+
+t.test('a path with ; parameters meets the stricter of the routes it names with and without them', async (t) => {
+  const r = createRouter([
+    route('open', '/open', { auth: 'public' }), route('secret', '/open/secret'),
+    route('health', '/area/health', { auth: 'public' }), route('area', '/area', { scopes: ['admin'] }),
+  ])
+  t.equal(r.match('/open/secret;x', 'GET')?.name, 'secret', 'a servlet reads /open/secret')
+  t.equal(r.match('/open;x/secret', 'GET')?.name, 'secret')
+  t.equal(r.match('/open/;x/secret', 'GET')?.name, 'secret', 'a parameters-only segment collapses')
+  t.equal(r.match('/area/health;x', 'GET')?.name, 'area', 'Express reads /area/health;x as the protected area, not the public health route')
+  t.equal(r.match('/open/public;x', 'GET')?.name, 'open')
+})
