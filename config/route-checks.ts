@@ -16,7 +16,7 @@ export function routeTableProblems(routes: readonly RouteConfig[], where: (index
   })
   const tried = routes.map((r, i) => ({ r, i })).sort((a, b) => triedBefore(a.r, b.r) || a.i - b.i)
   tried.forEach(({ r: later, i }, position) => {
-    const first = tried.slice(0, position).find(({ r }) => trimSlash(r.prefix) === trimSlash(later.prefix) && takesAll(r, later))
+    const first = tried.slice(0, position).find(({ r }) => samePaths(r, later) && takesAll(r, later))
     if (!first) return
     problems.push(`${where(i, 'prefix')}: never matches: route "${first.r.name}" (routes[${first.i}]) has the same prefix "${trimSlash(later.prefix)}", is tried first, and accepts every method and host this route accepts`)
   })
@@ -27,7 +27,17 @@ const trimSlash = (prefix: string) => (prefix.length > 1 && prefix.endsWith('/')
 
 /** The router's order: the longer prefix first; among equal lengths, a route with a `host` first; then file order. */
 function triedBefore(a: RouteConfig, b: RouteConfig): number {
-  return b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined)
+  return trimSlash(b.prefix).length - trimSlash(a.prefix).length || Number(b.host !== undefined) - Number(a.host !== undefined)
+}
+
+/**
+ * Whether every path `later`'s prefix matches is matched by `first`'s too: prefixes match case-insensitively
+ * unless a route says `case_sensitive`, so `/Billing` takes every path of `/billing`, but a case-sensitive
+ * `/billing` leaves `/BILLING` to a case-insensitive route of the same prefix.
+ */
+function samePaths(first: RouteConfig, later: RouteConfig): boolean {
+  const [a, b] = [trimSlash(first.prefix), trimSlash(later.prefix)]
+  return first.case_sensitive ? later.case_sensitive && a === b : a.toLowerCase() === b.toLowerCase()
 }
 
 /** Whether `first` accepts every method and host that `later` does. */

@@ -65,7 +65,8 @@ export function upstreamPath(route: RouteConfig, path: string): string {
 }
 
 export function createRouter(routes: readonly Route[]): Router {
-  const ordered = [...routes].sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined))
+  // By the prefix's length without its trailing slash: `/api/` and `/api` match the same paths, so file order decides.
+  const ordered = [...routes].sort((a, b) => trimSlash(b.prefix).length - trimSlash(a.prefix).length || Number(b.host !== undefined) - Number(a.host !== undefined))
   // Express, Rails, ASP.NET and Windows file systems route case-insensitively: a case-sensitive gateway would let
   // `/Secret` past the route of `/secret` to one that upstream serves as `/secret`.
   const prefixes = new Map(ordered.map((r) => [r, r.case_sensitive ? r.prefix : r.prefix.toLowerCase()]))

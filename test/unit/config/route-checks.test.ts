@@ -17,6 +17,12 @@ t.test('a route with the same prefix as an earlier route that takes all its requ
   t.match(problemsOf('name: a, prefix: /x, upstream: e, methods: [GET, POST]', 'name: b, prefix: /x, upstream: e, methods: [POST]')[0], /route "b".*never matches/, 'methods all taken by the first')
 })
 
+t.test('prefixes that differ only in case shadow each other unless the first is case-sensitive', async (t) => {
+  t.match(problemsOf('name: a, prefix: /Billing, upstream: e', 'name: b, prefix: /billing/, upstream: e')[0], /route "b".*never matches: route "a"/, 'a case-insensitive /Billing takes every path of /billing/')
+  t.same(problemsOf('name: a, prefix: /Billing, upstream: e, case_sensitive: true', 'name: b, prefix: /billing, upstream: e'), [], 'a case-sensitive first route leaves the other spellings to the second')
+  t.match(problemsOf('name: a, prefix: /x, upstream: e, case_sensitive: true', 'name: b, prefix: /x, upstream: e, case_sensitive: true')[0], /route "b".*never matches/, 'two case-sensitive routes of one spelling')
+})
+
 t.test('a route tried first because of its host shadows a later host it covers', async (t) => {
   const problems = problemsOf('name: any, prefix: /h, upstream: e, host: "*.example.com"', 'name: one, prefix: /h, upstream: e, host: api.example.com')
   t.match(problems[0], /route "one".*never matches: route "any"/)

@@ -24,6 +24,12 @@ t.test('the longest matching prefix wins, whatever the declaration order', async
   t.same(router.routes.map((r) => r.name).slice(0, 2), ['document-admin', 'login'])
 })
 
+t.test('a trailing slash does not move a route ahead of one of the same prefix declared before it', async (t) => {
+  const r = createRouter([route('first', '/shop', { methods: ['GET'] }), route('second', '/shop/')])
+  t.equal(r.match('/shop/cart', 'GET')?.name, 'first')
+  t.equal(r.match('/shop/cart', 'POST')?.name, 'second')
+})
+
 t.test('prefixes match whole segments only', async (t) => {
   t.equal(nameOf('/api/v1/documentsX'), 'api')
   t.equal(nameOf('/api/v1/documents-old/1'), 'api')
