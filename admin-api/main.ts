@@ -8,7 +8,8 @@ import { createMetrics } from '../core/metrics.ts'
 import { createMetricsServer } from '../core/metrics-server.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
 import { openDatabase } from '../core/open-database.ts'
-import { cachesAndInvalidation } from '../gateway/caches-and-invalidation.ts'
+import { openInvalidation } from '../core/invalidation-setup.ts'
+import { openRedis } from '../core/redis-connect.ts'
 import { remoteKeySource } from '../verify/index.ts'
 import { createAdminApp } from './app.ts'
 import { ADMIN_AUDIENCE } from './identity.ts'
@@ -35,8 +36,8 @@ export const ADMIN_API_REQUIRED = [
 
 /**
  * The admin API's composition root when it runs apart from the gateway. It shares the gateways' PostgreSQL
- * server (DATABASE_URL is required), publishes invalidations on their bus (Redis pub/sub with REDIS_URL, else
- * LISTEN/NOTIFY), and takes the caller's identity only from the gateway's signed identity header, verified
+ * server (DATABASE_URL is required), publishes invalidations on their transport (Redis pub/sub with REDIS_URL,
+ * else LISTEN/NOTIFY) and drains the outbox with them, and takes the caller's identity only from the gateway's signed identity header, verified
  * against the key set at KEYGATE_JWKS_URL (required). Login, refresh and registration arrive without one:
  * they are public routes in the gateway's route file.
  * @throws ConfigError listing every configuration problem
@@ -52,9 +53,11 @@ export async function startAdminApi(rawEnv: NodeJS.ProcessEnv = process.env, opt
     const applied = await migrate(db)
     if (applied.length) logger.info('migrations applied', { migrations: applied })
     const metrics = createMetrics()
-    // The in-process caches this builds stay empty here; what matters is the bus, shared with the gateways.
-    const { bus, redis } = await cachesAndInvalidation({ env, db, metrics, logger, cleanups })
-    const { adminDeps } = await controlPlane({ env, db, clock, bus, redis, logger })
+    // No credential cache here: only the publisher, on the gateways' transport, and its share of the outbox drain.
+    const redis = openRedis(env.REDIS_URL, cleanups)
+    const { publisher } = await openInvalidation({ env, db, redis, logger, cleanups, metrics })
+    publisher.start()
+    const { adminDeps } = await controlPlane({ env, db, clock, publisher, redis: redis?.commands, logger })
 
     const jwksUrl = env.KEYGATE_JWKS_URL!
     const app = createAdminApp({

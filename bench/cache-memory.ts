@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { credentialCache } from '../core/credential-cache.ts'
 import type { KeyRecord } from '../core/key-store.ts'
-import { keyCacheKey } from '../gateway/authenticator-api-key.ts'
+import { keyCacheKey } from '../core/credential-keys.ts'
 
 /**
  * `npm run bench:cache-memory`: the heap one cached API key costs a gateway. Fills the in-process credential

@@ -7,18 +7,18 @@ import { apiKeyFormat } from '../core/api-key-format.ts'
 import { apiKeys, type ApiKeys } from '../core/api-keys.ts'
 import { systemClock } from '../core/clock.ts'
 import { ConfigError, KeygateError } from '../core/errors.ts'
-import type { InvalidationBus } from '../core/invalidation.ts'
+import type { Invalidation } from '../core/invalidation.ts'
+import { openInvalidation } from '../core/invalidation-setup.ts'
 import { jsonLogger } from '../core/logger.ts'
-import { createMetrics } from '../core/metrics.ts'
 import { migrate } from '../core/migrate.ts'
 import { openDatabase } from '../core/open-database.ts'
+import { openRedis } from '../core/redis-connect.ts'
 import { passwordHasher } from '../core/password.ts'
 import { sharedSecret } from '../core/secrets.ts'
 import { RotationTooSoonError, signingKeyStore } from '../core/signing-key-store.ts'
 import { tokenService } from '../core/tokens.ts'
 import { userStore } from '../core/user-store.ts'
 import { CreateUserRequest } from '../admin-api/schemas.ts'
-import { cachesAndInvalidation } from '../gateway/caches-and-invalidation.ts'
 import { readSecret } from './read-secret.ts'
 
 /**
@@ -49,7 +49,8 @@ function fail(message: string, code = 2): never {
 }
 
 interface Context {
-  bus: InvalidationBus
+  /** Announces a change that has no write of its own (a rotation); revocations announce through `accounts` and `keys`. */
+  bus: { publish(message: Invalidation): Promise<void> }
   db: Awaited<ReturnType<typeof openDatabase>>
   env: ReturnType<typeof envSchema.parse>
   accounts: Accounts
@@ -67,11 +68,12 @@ async function withDatabase<T>(fn: (ctx: Context) => Promise<T>): Promise<T> {
     // The gateways' own invalidation transport (Redis pub/sub with shared-cache tombstones, else LISTEN/NOTIFY),
     // so what the CLI revokes is dropped by every running gateway at once.
     const logger = jsonLogger({ level: 'warn', write: (line) => process.stderr.write(line + '\n') })
-    const { bus } = await cachesAndInvalidation({ env, db, metrics: createMetrics({ defaultMetrics: false }), logger, cleanups })
+    const { publisher } = await openInvalidation({ env, db, redis: openRedis(env.REDIS_URL, cleanups), logger, cleanups })
+    const bus = { publish: (m: Invalidation) => publisher.announce([m]) }
     const clock = systemClock
     const tokens = tokenService({ secret: env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret')), issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
-    const acc = accounts({ db, clock, hasher: passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N }), tokens, bus })
-    const keys = apiKeys({ db, clock, format: apiKeyFormat(env.KEYGATE_API_KEY_PREFIX), bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
+    const acc = accounts({ db, clock, hasher: passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N }), tokens, publisher })
+    const keys = apiKeys({ db, clock, format: apiKeyFormat(env.KEYGATE_API_KEY_PREFIX), publisher, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
     return await fn({ bus, db, env, accounts: acc, keys })
   } finally {
     for (const cleanup of cleanups) await cleanup()

@@ -1,7 +1,7 @@
 import type { Clock } from './clock.ts'
-import type { Db } from './db.ts'
+import type { Db, Queryable } from './db.ts'
 import { KeygateError } from './errors.ts'
-import { publishAll, type InvalidationBus } from './invalidation.ts'
+import type { Announce, InvalidationPublisher } from './invalidation-publisher.ts'
 import { keyStore } from './key-store.ts'
 import type { PasswordHasher } from './password.ts'
 import { sessionStore } from './session-store.ts'
@@ -11,15 +11,16 @@ import { userStore, type User } from './user-store.ts'
 
 /**
  * Accounts and login sessions: what the admin API and the CLI do to users. Every write that removes access
- * commits first, then publishes its invalidation; if publishing fails the call fails (the caller must know
- * some gateway may still accept the credential).
+ * commits its change, its audit row and its invalidations in one transaction (`publisher.commit`), then
+ * publishes them; if publishing fails the call fails with INVALIDATION_FAILED (the caller must know some gateway
+ * may still accept the credential for a moment), and the outbox drain publishes them later.
  */
 export interface AccountDeps {
   db: Db
   clock: Clock
   hasher: PasswordHasher
   tokens: TokenService
-  bus: InvalidationBus
+  publisher: InvalidationPublisher
   /** A spent refresh token presented again within this window is a retry, not a theft. */
   refreshReuseWindowMs?: number
 }
@@ -35,8 +36,17 @@ export interface TokenPair {
 export interface Actor { userId?: string | null; address?: string | null }
 
 export function accounts(deps: AccountDeps) {
-  const { db, clock, hasher, tokens, bus } = deps
+  const { db, clock, hasher, tokens, publisher } = deps
   const now = () => new Date(clock.now())
+
+  /** Ends every session and API key of a user in `tx` and announces each (password change, deactivation). */
+  async function endAllOf(tx: Queryable, announce: Announce, userId: string, reason: string, keepSessionId?: string) {
+    const sessions = await sessionStore.revokeAllOfUser(tx, userId, reason, now(), keepSessionId)
+    const keys = await keyStore.revokeAllOfUser(tx, userId, now())
+    for (const sessionId of sessions) announce({ kind: 'session', sessionId })
+    for (const keyHash of keys) announce({ kind: 'key', keyHash })
+    return { sessions_ended: sessions.length, keys_revoked: keys.length }
+  }
 
   async function startSession(userId: string): Promise<TokenPair> {
     const sessionId = await sessionStore.create(db, userId, now())
@@ -73,67 +83,77 @@ export function accounts(deps: AccountDeps) {
       return { user: { ...user, last_login_at: now() }, tokens: pair }
     },
 
-    /** Rotates a refresh token. A spent token presented again (after the retry window) ends its whole session. */
+    /**
+     * Rotates a refresh token. A spent token presented again (after the retry window) ends its whole session.
+     * @throws KeygateError INVALIDATION_FAILED (a reused token's session ended, but not every instance was told yet)
+     */
     async refresh(refreshToken: string, actor: Actor): Promise<TokenPair | null> {
       const next = tokens.newRefreshToken()
-      const result = await sessionStore.rotate(db, hashRefreshToken(refreshToken), next.hash, next.expiresAt, now(), deps.refreshReuseWindowMs ?? 10_000)
-      if (result.outcome === 'invalid') return null
-      if (result.outcome === 'reused') {
-        await auditStore.record(db, { event: 'token.reuse_detected', subjectUserId: result.userId, clientAddress: actor.address, detail: { session_id: result.sessionId } }, now())
-        await bus.publish({ kind: 'session', sessionId: result.sessionId })
-        return null
-      }
+      const result = await publisher.commit(async (tx, announce) => {
+        const r = await sessionStore.rotate(tx, hashRefreshToken(refreshToken), next.hash, next.expiresAt, now(), deps.refreshReuseWindowMs ?? 10_000)
+        if (r.outcome === 'reused') {
+          await auditStore.record(tx, { event: 'token.reuse_detected', subjectUserId: r.userId, clientAddress: actor.address, detail: { session_id: r.sessionId } }, now())
+          announce({ kind: 'session', sessionId: r.sessionId })
+        } else if (r.outcome === 'rotated') {
+          await auditStore.record(tx, { event: 'token.refreshed', actorUserId: r.userId, subjectUserId: r.userId, clientAddress: actor.address }, now())
+        }
+        return r
+      })
+      if (result.outcome !== 'rotated') return null
       const access = tokens.issueAccess(result.userId, result.sessionId)
-      await auditStore.record(db, { event: 'token.refreshed', actorUserId: result.userId, subjectUserId: result.userId, clientAddress: actor.address }, now())
       return { access_token: access.token, refresh_token: next.token, token_type: 'bearer', expires_in: access.expiresIn }
     },
 
-    /** Ends a login session: its refresh tokens and every access token issued for it. */
+    /**
+     * Ends a login session: its refresh tokens and every access token issued for it.
+     * @throws KeygateError INVALIDATION_FAILED
+     */
     async logout(userId: string, sessionId: string | null, actor: Actor): Promise<void> {
-      if (sessionId) {
-        await sessionStore.revoke(db, sessionId, 'logout', now())
-        await bus.publish({ kind: 'session', sessionId })
-      }
-      await auditStore.record(db, { event: 'logout', actorUserId: userId, subjectUserId: userId, clientAddress: actor.address }, now())
+      await publisher.commit(async (tx, announce) => {
+        if (sessionId) {
+          await sessionStore.revoke(tx, sessionId, 'logout', now())
+          announce({ kind: 'session', sessionId })
+        }
+        await auditStore.record(tx, { event: 'logout', actorUserId: userId, subjectUserId: userId, clientAddress: actor.address }, now())
+      })
     },
 
     /**
      * @returns false when `current` is wrong. Ends every other session of the user and revokes every API key:
      * whoever knew the old password may have minted keys with it.
+     * @throws KeygateError INVALIDATION_FAILED
      */
     async changePassword(userId: string, current: string, next: string, keepSessionId: string | null, actor: Actor): Promise<boolean> {
       const user = await userStore.findById(db, userId)
       const withHash = user ? await userStore.findForLogin(db, { username: user.username }) : null
       if (!withHash || !(await hasher.verify(current, withHash.password_hash))) return false
       const hash = await hasher.hash(next)
-      const ended = await db.transaction(async (tx) => {
+      await publisher.commit(async (tx, announce) => {
         await userStore.setPassword(tx, userId, hash, now())
-        const sessions = await sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now(), keepSessionId ?? undefined)
-        const keys = await keyStore.revokeAllOfUser(tx, userId, now())
-        return { sessions, keys }
+        const ended = await endAllOf(tx, announce, userId, 'password_changed', keepSessionId ?? undefined)
+        await auditStore.record(tx, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
       })
-      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: { sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
-      await publishAll(bus, [...ended.sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...ended.keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
       return true
     },
 
     /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.
-     * @throws KeygateError NOT_FOUND
+     * @throws KeygateError NOT_FOUND, INVALIDATION_FAILED (deactivated, but not every instance was told yet)
      */
     async setActive(userId: string, active: boolean, actor: Actor): Promise<User> {
-      const { user, sessions, keys } = await db.transaction(async (tx) => {
+      return publisher.commit(async (tx, announce) => {
         const u = await userStore.setActive(tx, userId, active, now())
         if (!u) throw new KeygateError('NOT_FOUND', 'no such user')
-        if (active) return { user: u, sessions: [], keys: [] }
-        return { user: u, sessions: await sessionStore.revokeAllOfUser(tx, userId, 'deactivated', now()), keys: await keyStore.revokeAllOfUser(tx, userId, now()) }
-      })
-      await auditStore.record(db, { event: active ? 'user.reactivated' : 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: active ? {} : { sessions_ended: sessions.length, keys_revoked: keys.length } }, now())
-      if (!active) {
+        if (active) {
+          await auditStore.record(tx, { event: 'user.reactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address }, now())
+          return u
+        }
         // The user-wide message drops in-process entries; the per-credential ones also clear the shared cache.
-        await publishAll(bus, [{ kind: 'user', userId }, ...sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
-      }
-      return user
+        announce({ kind: 'user', userId })
+        const ended = await endAllOf(tx, announce, userId, 'deactivated')
+        await auditStore.record(tx, { event: 'user.deactivated', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
+        return u
+      })
     },
 
     startSession,

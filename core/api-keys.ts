@@ -2,21 +2,25 @@ import type { ApiKeyFormat } from './api-key-format.ts'
 import { auditStore } from './audit-store.ts'
 import type { Clock } from './clock.ts'
 import type { Db } from './db.ts'
-import type { InvalidationBus } from './invalidation.ts'
+import type { InvalidationPublisher } from './invalidation-publisher.ts'
 import { keyStore, type ApiKeyRow } from './key-store.ts'
 import type { Actor } from './accounts.ts'
 
-/** API key lifecycle: create (the secret leaves here once), list (never a secret), revoke (everywhere). */
+/**
+ * API key lifecycle: create (the secret leaves here once), list (never a secret), revoke (everywhere). A roll
+ * and a revocation commit their change, their audit row and their announcement together (see
+ * `invalidation-publisher.ts`).
+ */
 export interface ApiKeyDeps {
   db: Db
   clock: Clock
   format: ApiKeyFormat
-  bus: InvalidationBus
+  publisher: InvalidationPublisher
   maxActivePerUser: number
 }
 
 export function apiKeys(deps: ApiKeyDeps) {
-  const { db, clock, format, bus } = deps
+  const { db, clock, format, publisher } = deps
   const now = () => new Date(clock.now())
   return {
     /** @throws KeygateError KEY_LIMIT_REACHED */
@@ -29,16 +33,20 @@ export function apiKeys(deps: ApiKeyDeps) {
 
     /**
      * Issues a successor for a key; the old one works for `graceMs` more. Null when no such active key.
-     * @throws KeygateError KEY_LIMIT_REACHED (a grace period while another key already stands beyond the limit)
+     * @throws KeygateError KEY_LIMIT_REACHED (a grace period while another key already stands beyond the limit),
+     *   INVALIDATION_FAILED (rolled, but not every instance could be told yet)
      */
     async roll(userId: string, keyId: string, graceMs: number, actor: Actor): Promise<{ row: ApiKeyRow; key: string } | null> {
       const { key, hash, display } = format.generate()
-      const rolled = await keyStore.roll(db, { userId, keyId, hash, display, graceMs, maxActive: deps.maxActivePerUser }, now())
-      if (!rolled) return null
-      await auditStore.record(db, { event: 'key.rolled', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address, detail: { new_key_id: rolled.row.id, grace_seconds: Math.round(graceMs / 1000) } }, now())
-      // Cached copies of the old key must learn its new expiry (or revocation) now, not after their TTL.
-      await bus.publish({ kind: 'key', keyHash: rolled.oldHash })
-      return { row: rolled.row, key }
+      const rolled = await publisher.commit(async (tx, announce) => {
+        const r = await keyStore.roll(tx, { userId, keyId, hash, display, graceMs, maxActive: deps.maxActivePerUser }, now())
+        if (!r) return null
+        await auditStore.record(tx, { event: 'key.rolled', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address, detail: { new_key_id: r.row.id, grace_seconds: Math.round(graceMs / 1000) } }, now())
+        // Cached copies of the old key must learn its new expiry (or revocation) now, not after their TTL.
+        announce({ kind: 'key', keyHash: r.oldHash })
+        return r
+      })
+      return rolled && { row: rolled.row, key }
     },
 
     list: (userId: string) => keyStore.listByUser(db, userId),
@@ -49,13 +57,18 @@ export function apiKeys(deps: ApiKeyDeps) {
       return (await keyStore.listByUser(db, userId)).filter((k) => k.revoked_at === null && (k.expires_at === null || k.expires_at.getTime() > t))
     },
 
-    /** @returns false when the user has no such active key (another user's key id included). */
+    /**
+     * @returns false when the user has no such active key (another user's key id included).
+     * @throws KeygateError INVALIDATION_FAILED (revoked, but not every instance could be told yet)
+     */
     async revoke(userId: string, keyId: string, actor: Actor): Promise<boolean> {
-      const revoked = await keyStore.revoke(db, userId, keyId, now())
-      if (!revoked) return false
-      await auditStore.record(db, { event: 'key.revoked', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address }, now())
-      await bus.publish({ kind: 'key', keyHash: revoked.key_hash })
-      return true
+      return publisher.commit(async (tx, announce) => {
+        const revoked = await keyStore.revoke(tx, userId, keyId, now())
+        if (!revoked) return false
+        await auditStore.record(tx, { event: 'key.revoked', actorUserId: actor.userId ?? userId, subjectUserId: userId, keyId, clientAddress: actor.address }, now())
+        announce({ kind: 'key', keyHash: revoked.key_hash })
+        return true
+      })
     },
   }
 }

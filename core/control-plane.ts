@@ -6,7 +6,7 @@ import { memoryAttemptLimiter, redisAttemptLimiter, type AttemptLimiter, type Re
 import type { Clock } from './clock.ts'
 import type { Db } from './db.ts'
 import { KeygateError } from './errors.ts'
-import type { InvalidationBus } from './invalidation.ts'
+import type { InvalidationPublisher } from './invalidation-publisher.ts'
 import type { Logger } from './logger.ts'
 import { passwordHasher } from './password.ts'
 import { sharedSecret } from './secrets.ts'
@@ -17,8 +17,8 @@ export interface ControlPlaneDeps {
   env: EnvConfig
   db: Db
   clock: Clock
-  /** Where access-removing writes are announced (the deployment's bus, so every gateway hears them). */
-  bus: InvalidationBus
+  /** How access-removing writes are committed and announced (on the deployment's transport, so every gateway hears them). */
+  publisher: InvalidationPublisher
   /** Set when the deployment has Redis: login attempt counters are then shared by every instance. */
   redis?: RedisCounterClient
   logger: Logger
@@ -32,14 +32,14 @@ export interface ControlPlaneDeps {
  * and missing.
  */
 export async function controlPlane(deps: ControlPlaneDeps) {
-  const { env, db, clock, bus, logger } = deps
+  const { env, db, clock, publisher, logger } = deps
   const jwtSecret = env.KEYGATE_JWT_SECRET ?? (await sharedSecret(db, 'jwt_secret'))
   const tokens = tokenService({ secret: jwtSecret, issuer: env.KEYGATE_ISSUER, audience: `${env.KEYGATE_ISSUER}:access`, accessTtlSec: env.KEYGATE_ACCESS_TOKEN_TTL, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, clock })
   const hasher = passwordHasher({ logN: env.KEYGATE_PASSWORD_HASH_LOG_N, maxQueue: env.KEYGATE_PASSWORD_HASH_QUEUE })
   const format = apiKeyFormat(env.KEYGATE_API_KEY_PREFIX)
 
-  const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
-  const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
+  const accounts = makeAccounts({ db, clock, hasher, tokens, publisher, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
+  const keys = makeApiKeys({ db, clock, format, publisher, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
   if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
     try {
       await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })

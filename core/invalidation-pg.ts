@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Invalidation, InvalidationBus } from './invalidation.ts'
+import { handlerSet, type Invalidation, type InvalidationBus } from './invalidation.ts'
 
 /**
  * Invalidation between processes that share a PostgreSQL server, over LISTEN/NOTIFY. `publish` returns after
@@ -19,9 +19,9 @@ export interface PgNotifyBusOptions {
 
 interface Envelope { m: Invalidation; at: number }
 
-export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { start(): Promise<void>; close(): Promise<void>; onMessage?: (m: Invalidation, sentAt: number) => void } {
+export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { start(): Promise<void>; close(): Promise<void> } {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(options.channel)) throw new RangeError(`invalid channel name ${options.channel}`)
-  const handlers = new Set<(m: Invalidation) => void>()
+  const handlers = handlerSet()
   let client: pg.Client | undefined
   let closed = false
   let connectedOnce = false
@@ -34,8 +34,7 @@ export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { st
     } catch {
       return
     }
-    bus.onMessage?.(envelope.m, envelope.at)
-    for (const h of handlers) h(envelope.m)
+    handlers.deliver(envelope.m, envelope.at)
   }
 
   async function connect(): Promise<void> {
@@ -72,7 +71,8 @@ export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { st
     timer.unref()
   }
 
-  const bus = {
+  return {
+    kind: 'postgres',
     async publish(message: Invalidation) {
       const text = JSON.stringify({ m: message, at: Date.now() } satisfies Envelope)
       await options.query('SELECT pg_notify($1, $2)', [options.channel, text])
@@ -80,10 +80,8 @@ export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { st
       // follows is harmless.
       deliver(text)
     },
-    subscribe(handler: (m: Invalidation) => void) {
-      handlers.add(handler)
-      return () => handlers.delete(handler)
-    },
+    subscribe: handlers.add,
+    applyHere: (message) => handlers.deliver(message, Date.now()),
     start: connect,
     async close() {
       closed = true
@@ -92,7 +90,5 @@ export function pgNotifyBus(options: PgNotifyBusOptions): InvalidationBus & { st
       client = undefined
       await c?.end().catch(() => {})
     },
-    onMessage: undefined as ((m: Invalidation, sentAt: number) => void) | undefined,
   }
-  return bus
 }

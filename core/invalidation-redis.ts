@@ -1,5 +1,5 @@
 import type { RedisClient } from './redis-connect.ts'
-import type { Invalidation, InvalidationBus } from './invalidation.ts'
+import { handlerSet, type Invalidation, type InvalidationBus } from './invalidation.ts'
 
 /**
  * Invalidation over Redis: `publish` tombstones the shared cache entries the message names, bumps the
@@ -17,7 +17,6 @@ export interface RedisBusOptions {
   keysOf(message: Invalidation): string[]
   tombstone(keys: string[]): Promise<void>
   onResync(reason: string): void
-  onMessage?(message: Invalidation, sentAt: number): void
   checkMs?: number
 }
 
@@ -26,7 +25,7 @@ interface Envelope { m: Invalidation; at: number; gen: number }
 export function redisBus(options: RedisBusOptions): InvalidationBus & { start(): Promise<void>; close(): Promise<void> } {
   const channel = `${options.prefix}invalidation`
   const genKey = `${options.prefix}generation`
-  const handlers = new Set<(m: Invalidation) => void>()
+  const handlers = handlerSet()
   let lastGen: number | undefined
   let timer: NodeJS.Timeout | undefined
 
@@ -50,8 +49,7 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
       own.add(envelope.gen)
       if (own.size > 10_000) own.clear()
     }
-    options.onMessage?.(envelope.m, envelope.at)
-    for (const h of handlers) h(envelope.m)
+    handlers.deliver(envelope.m, envelope.at)
   }
 
   options.subscriber.on('message', (ch: string, text: string) => {
@@ -88,6 +86,7 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
   }
 
   return {
+    kind: 'redis',
     async publish(message) {
       await options.tombstone(options.keysOf(message))
       const gen = await options.redis.incr(genKey)
@@ -96,10 +95,8 @@ export function redisBus(options: RedisBusOptions): InvalidationBus & { start():
       // This instance applies it before the caller answers; its own echo then only advances the generation.
       deliver(envelope, true)
     },
-    subscribe(handler) {
-      handlers.add(handler)
-      return () => handlers.delete(handler)
-    },
+    subscribe: handlers.add,
+    applyHere: (message) => handlers.deliver(message, Date.now()),
     async start() {
       await options.subscriber.subscribe(channel)
       await checkGeneration().catch(() => {})

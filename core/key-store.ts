@@ -58,36 +58,34 @@ export const keyStore = {
    * on its way out), but only one such key may stand beyond the limit: a roll with a grace period is refused
    * while the user's other active keys (those in a grace period included) already fill `maxActive`, so rolling
    * a key again and again during its grace period cannot pile up keys. A roll without grace never adds a key.
-   * Returns null when the user has no such active key.
+   * Returns null when the user has no such active key. Runs in the caller's transaction `tx`.
    * @throws KeygateError KEY_LIMIT_REACHED
    */
-  async roll(db: Db, k: { userId: string; keyId: string; hash: string; display: string; graceMs: number; maxActive: number }, now: Date): Promise<{ row: ApiKeyRow; oldHash: string } | null> {
-    return db.transaction(async (tx) => {
-      // The same lock as create(): concurrent rolls and creates of one user are counted one after the other.
-      await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [k.userId])
-      const { rows: old } = await tx.query<{ name: string; scopes: string[]; expires_at: Date | null; key_hash: string }>(
-        'SELECT name, scopes, expires_at, key_hash FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) FOR UPDATE',
-        [k.keyId, k.userId, now],
+  async roll(tx: Queryable, k: { userId: string; keyId: string; hash: string; display: string; graceMs: number; maxActive: number }, now: Date): Promise<{ row: ApiKeyRow; oldHash: string } | null> {
+    // The same lock as create(): concurrent rolls and creates of one user are counted one after the other.
+    await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [k.userId])
+    const { rows: old } = await tx.query<{ name: string; scopes: string[]; expires_at: Date | null; key_hash: string }>(
+      'SELECT name, scopes, expires_at, key_hash FROM api_keys WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) FOR UPDATE',
+      [k.keyId, k.userId, now],
+    )
+    const o = old[0]
+    if (!o) return null
+    if (k.graceMs > 0) {
+      const { rows: others } = await tx.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM api_keys WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)',
+        [k.userId, k.keyId, now],
       )
-      const o = old[0]
-      if (!o) return null
-      if (k.graceMs > 0) {
-        const { rows: others } = await tx.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM api_keys WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)',
-          [k.userId, k.keyId, now],
-        )
-        if ((others[0]?.n ?? 0) + 1 > k.maxActive) throw new KeygateError('KEY_LIMIT_REACHED')
-      }
-      const until = new Date(now.getTime() + k.graceMs)
-      if (k.graceMs === 0) await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [k.keyId, now])
-      else await tx.query('UPDATE api_keys SET expires_at = LEAST(COALESCE(expires_at, $2), $2) WHERE id = $1', [k.keyId, until])
-      const { rows } = await tx.query<ApiKeyRow>(
-        `INSERT INTO api_keys (user_id, name, key_hash, display, scopes, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
-        [k.userId, o.name, k.hash, k.display, o.scopes, now, o.expires_at],
-      )
-      return { row: rows[0]!, oldHash: o.key_hash }
-    })
+      if ((others[0]?.n ?? 0) + 1 > k.maxActive) throw new KeygateError('KEY_LIMIT_REACHED')
+    }
+    const until = new Date(now.getTime() + k.graceMs)
+    if (k.graceMs === 0) await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [k.keyId, now])
+    else await tx.query('UPDATE api_keys SET expires_at = LEAST(COALESCE(expires_at, $2), $2) WHERE id = $1', [k.keyId, until])
+    const { rows } = await tx.query<ApiKeyRow>(
+      `INSERT INTO api_keys (user_id, name, key_hash, display, scopes, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+      [k.userId, o.name, k.hash, k.display, o.scopes, now, o.expires_at],
+    )
+    return { row: rows[0]!, oldHash: o.key_hash }
   },
 
   async listByUser(db: Queryable, userId: string): Promise<ApiKeyRow[]> {

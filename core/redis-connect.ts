@@ -53,3 +53,23 @@ export function connectRedis(target: RedisTarget, role: 'commands' | 'subscriber
   if (target.kind === 'sentinel') return new Redis({ ...behaviour, ...auth, sentinels: target.sentinels, name: target.name, db: target.db })
   return new Cluster(target.nodes, { enableOfflineQueue: behaviour.enableOfflineQueue, redisOptions: { ...auth, connectTimeout: 2000, maxRetriesPerRequest: behaviour.maxRetriesPerRequest } })
 }
+
+/** A deployment's two Redis connections: commands (the shared cache, counters, publishing) and a subscriber. */
+export interface RedisClients { commands: RedisClient; subscriber: RedisClient }
+
+/**
+ * Opens both connections a composition root needs when REDIS_URL is set (undefined otherwise); each closes with
+ * `cleanups`. Their errors are reported by the commands that fail, not as events.
+ * @throws Error naming the expected shapes when the URL is none of them
+ */
+export function openRedis(url: string | undefined, cleanups: Array<() => Promise<void>>): RedisClients | undefined {
+  if (!url) return undefined
+  const target = parseRedisUrl(url)
+  const commands = connectRedis(target, 'commands')
+  const subscriber = connectRedis(target, 'subscriber')
+  for (const c of [commands, subscriber]) {
+    c.on('error', () => {})
+    cleanups.unshift(async () => { c.disconnect() })
+  }
+  return { commands, subscriber }
+}

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from './db.ts'
+import type { Queryable } from './db.ts'
 
 /** What the gateway needs to decide on an access token of a session: cached as one entry. */
 export interface SessionRecord {
@@ -43,35 +43,34 @@ export const sessionStore = {
    * ago may be spent again (a client retrying after a lost response): its earlier successor, never used, is
    * replaced, so the family keeps one live token whatever the number of retries. Later, or once that successor
    * was itself spent (the retry is then not a lost response but a second holder), its reuse revokes the family.
+   * Runs in the caller's transaction `tx` (the row locks it takes hold until that commits).
    */
-  async rotate(db: Db, oldHash: string, newHash: string, expiresAt: Date, now: Date, retryWindowMs: number): Promise<RotateResult> {
-    return db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ session_id: string; user_id: string; expires_at: Date; spent_at: Date | null; revoked_at: Date | null; is_active: boolean; tokens_valid_after: Date; created_at: Date; replaced_by: string | null }>(
-        `SELECT t.session_id, s.user_id, t.expires_at, t.spent_at, s.revoked_at, u.is_active, u.tokens_valid_after, t.created_at, t.replaced_by
-         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
-         WHERE t.token_hash = $1 FOR UPDATE OF t, s`,
-        [oldHash],
-      )
-      const t = rows[0]
-      if (!t) return { outcome: 'invalid' }
-      if (t.revoked_at !== null || !t.is_active || t.expires_at <= now || t.created_at < t.tokens_valid_after) return { outcome: 'invalid' }
-      const reused = async () => {
-        await tx.query(`UPDATE sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse' WHERE id = $1`, [t.session_id, now])
-        return { outcome: 'reused' as const, sessionId: t.session_id, userId: t.user_id }
-      }
-      if (t.spent_at !== null && now.getTime() - t.spent_at.getTime() > retryWindowMs) return reused()
-      if (t.spent_at === null) {
-        await tx.query('UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1', [oldHash, now])
-      } else if (t.replaced_by !== null) {
-        // A retry: the successor it got before is dropped, unless that one was already used.
-        const { rows: earlier } = await tx.query<{ spent_at: Date | null }>('SELECT spent_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE', [t.replaced_by])
-        if (earlier[0]?.spent_at) return reused()
-        await tx.query('DELETE FROM refresh_tokens WHERE token_hash = $1', [t.replaced_by])
-      }
-      await tx.query('INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [newHash, t.session_id, now, expiresAt])
-      await tx.query('UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1', [oldHash, newHash])
-      return { outcome: 'rotated', sessionId: t.session_id, userId: t.user_id }
-    })
+  async rotate(tx: Queryable, oldHash: string, newHash: string, expiresAt: Date, now: Date, retryWindowMs: number): Promise<RotateResult> {
+    const { rows } = await tx.query<{ session_id: string; user_id: string; expires_at: Date; spent_at: Date | null; revoked_at: Date | null; is_active: boolean; tokens_valid_after: Date; created_at: Date; replaced_by: string | null }>(
+      `SELECT t.session_id, s.user_id, t.expires_at, t.spent_at, s.revoked_at, u.is_active, u.tokens_valid_after, t.created_at, t.replaced_by
+       FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+       WHERE t.token_hash = $1 FOR UPDATE OF t, s`,
+      [oldHash],
+    )
+    const t = rows[0]
+    if (!t) return { outcome: 'invalid' }
+    if (t.revoked_at !== null || !t.is_active || t.expires_at <= now || t.created_at < t.tokens_valid_after) return { outcome: 'invalid' }
+    const reused = async () => {
+      await tx.query(`UPDATE sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse' WHERE id = $1`, [t.session_id, now])
+      return { outcome: 'reused' as const, sessionId: t.session_id, userId: t.user_id }
+    }
+    if (t.spent_at !== null && now.getTime() - t.spent_at.getTime() > retryWindowMs) return reused()
+    if (t.spent_at === null) {
+      await tx.query('UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1', [oldHash, now])
+    } else if (t.replaced_by !== null) {
+      // A retry: the successor it got before is dropped, unless that one was already used.
+      const { rows: earlier } = await tx.query<{ spent_at: Date | null }>('SELECT spent_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE', [t.replaced_by])
+      if (earlier[0]?.spent_at) return reused()
+      await tx.query('DELETE FROM refresh_tokens WHERE token_hash = $1', [t.replaced_by])
+    }
+    await tx.query('INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [newHash, t.session_id, now, expiresAt])
+    await tx.query('UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1', [oldHash, newHash])
+    return { outcome: 'rotated', sessionId: t.session_id, userId: t.user_id }
   },
 
   /** Ends a session (logout); false when it was already ended or does not exist. */

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { hashApiKey, type ApiKeyFormat } from '../core/api-key-format.ts'
 import type { Clock } from '../core/clock.ts'
 import type { CredentialCache } from '../core/credential-cache.ts'
+import { keyCacheKey, keyCredentialId } from '../core/credential-keys.ts'
 import type { KeyRecord } from '../core/key-store.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Authenticator } from './authenticator.ts'
@@ -18,8 +19,6 @@ export interface ApiKeyAuthenticatorDeps {
   /** Bounds the database lookups of unknown keys per client address. */
   unknownKeys?: UnknownKeyLimiter
 }
-
-export const keyCacheKey = (hash: string) => `k:${hash}`
 
 /**
  * API keys (`sk_live_…`): the checksum is checked before anything else, so a mistyped or invented key costs
@@ -64,7 +63,7 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
           auth: 'api_key',
           keyId: record.keyId,
           scopes: record.scopes.length ? record.scopes : ['*'],
-          credentialId: `k:${record.keyId}`,
+          credentialId: keyCredentialId(record.keyId),
           revocationKey: keyCacheKey(record.keyHash),
           ...(until !== null ? { validUntil: until } : {}),
         },

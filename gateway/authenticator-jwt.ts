@@ -2,9 +2,11 @@ import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../core/clock.ts'
 import type { CredentialCache } from '../core/credential-cache.ts'
+import { sessionCacheKey, sessionCredentialId } from '../core/credential-keys.ts'
 import type { SessionRecord } from '../core/session-store.ts'
 import type { AccessClaims, TokenService } from '../core/tokens.ts'
 import type { Authenticator } from './authenticator.ts'
+import { TUNABLES } from '../config/tunables.ts'
 
 export interface JwtAuthenticatorDeps {
   tokens: TokenService
@@ -14,8 +16,6 @@ export interface JwtAuthenticatorDeps {
   /** Verified tokens remembered (by SHA-256), so the signature is checked once per token, not per request. */
   verifiedMax?: number
 }
-
-export const sessionCacheKey = (sessionId: string) => `s:${sessionId}`
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
@@ -28,7 +28,7 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
  * remembered by its hash until its `exp`; the session (revocation) is still checked on every request.
  */
 export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
-  const verified = new LRUCache<string, AccessClaims>({ max: deps.verifiedMax ?? 50_000 })
+  const verified = new LRUCache<string, AccessClaims>({ max: deps.verifiedMax ?? TUNABLES.caches.verifiedTokensMax })
   return {
     name: 'jwt',
     accepts: (credential) => JWT_SHAPE.test(credential),
@@ -54,7 +54,7 @@ export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
       return {
         ok: true,
         // validUntil: streams opened with the token close at its `exp`, as those of an expiring key do.
-        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: `s:${sid}`, revocationKey: sessionCacheKey(sid), validUntil: claims.exp * 1000 },
+        principal: { userId: sub, username: session.username, auth: 'jwt', sessionId: sid, scopes: ['*'], credentialId: sessionCredentialId(sid), revocationKey: sessionCacheKey(sid), validUntil: claims.exp * 1000 },
       }
     },
   }

@@ -1,3 +1,4 @@
+import { cacheKeyOf } from '../core/credential-keys.ts'
 import type { Invalidation } from '../core/invalidation.ts'
 import type { Principal } from './authenticator.ts'
 
@@ -82,8 +83,8 @@ export function streamRegistry(deps: {
     },
     async revoked(message) {
       if (message.kind === 'signing-keys') return 0
-      const concerned = [...entries].filter(({ principal: p }) =>
-        message.kind === 'user' ? p.userId === message.userId : message.kind === 'key' ? p.revocationKey === `k:${message.keyHash}` : p.revocationKey === `s:${message.sessionId}`)
+      const key = cacheKeyOf(message)
+      const concerned = [...entries].filter(({ principal: p }) => (message.kind === 'user' ? p.userId === message.userId : p.revocationKey === key))
       const closed = await Promise.all(concerned.map((entry) => recheck(entry, message.kind)))
       return closed.filter(Boolean).length
     },

@@ -12,7 +12,7 @@ t.test('owed invalidations are published once each, in order, and stay owed whil
   await migrate(db)
   const outbox = invalidationOutbox(db)
   const messages: Invalidation[] = [{ kind: 'key', keyHash: 'aa' }, { kind: 'session', sessionId: 's1' }, { kind: 'user', userId: 'u1' }]
-  for (const m of messages) await outbox.add(m)
+  for (const m of messages) await outbox.add(db, [m])
 
   let calls = 0
   await t.rejects(outbox.drain(async () => { if (++calls === 2) throw new Error('transport down') }), /transport down/)

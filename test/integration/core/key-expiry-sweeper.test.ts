@@ -5,6 +5,7 @@ import { auditStore } from '../../../core/audit-store.ts'
 import { manualClock } from '../../../core/clock.ts'
 import { openPgDb } from '../../../core/db-pg.ts'
 import { inProcessBus, type Invalidation } from '../../../core/invalidation.ts'
+import { invalidationPublisher } from '../../../core/invalidation-publisher.ts'
 import { keyExpirySweeper } from '../../../core/key-expiry-sweeper.ts'
 import { migrate } from '../../../core/migrate.ts'
 import { userStore } from '../../../core/user-store.ts'
@@ -19,13 +20,14 @@ t.test('an expired key is recorded in the audit trail once, however many instanc
   const bus = inProcessBus()
   const heard: Invalidation[] = []
   bus.subscribe((m) => heard.push(m))
-  const keys = apiKeys({ db, clock, format: apiKeyFormat(), bus, maxActivePerUser: 5 })
+  const publisher = invalidationPublisher({ db, bus, drainMs: 1000, settleMs: 0 })
+  const keys = apiKeys({ db, clock, format: apiKeyFormat(), publisher, maxActivePerUser: 5 })
   const user = await userStore.create(db, { username: 'ivy', passwordHash: 'x' }, new Date(clock.now()))
   await keys.create(user.id, { name: 'short', expiresAt: new Date(clock.now() + 60_000) }, {})
   await keys.create(user.id, { name: 'forever' }, {})
 
-  const a = keyExpirySweeper({ db, clock, bus })
-  const b = keyExpirySweeper({ db, clock, bus })
+  const a = keyExpirySweeper({ clock, publisher })
+  const b = keyExpirySweeper({ clock, publisher })
   t.equal(await a.sweep(), 0, 'nothing has expired yet')
   clock.advance(60_000)
   const counts = await Promise.all([a.sweep(), b.sweep()])

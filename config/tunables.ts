@@ -1,0 +1,48 @@
+/**
+ * Internal tunables: the intervals, sizes and timeouts Keygate fixes for itself, in one place with the reason
+ * for each. Operators set what `config/schema.ts` declares (environment variables, the route file); these are
+ * not settings, they are the values the code is written and tested against. Composition roots pass them to the
+ * factories, which take them as arguments.
+ */
+export const TUNABLES = Object.freeze({
+  invalidation: Object.freeze({
+    /** How often every instance publishes what the outbox still owes (a failed publish, a process that died). */
+    outboxDrainMs: 1000,
+    /**
+     * Outbox rows younger than this belong to the instance publishing them right now; the drain takes them
+     * after, so a healthy publish is not doubled. A crashed instance's announcement is late by about this plus
+     * one drain interval.
+     */
+    outboxSettleMs: 2000,
+    /** How long a start waits for a Redis that does not answer before serving without it. */
+    redisStartWaitMs: 2000,
+    /** How often an instance compares its Redis generation with the deployment's (missed messages → flush). */
+    redisGenerationCheckMs: 5000,
+  }),
+  signingKeys: Object.freeze({
+    /** Database-held signing keys are reloaded this often besides on every rotation message (one may be missed). */
+    reloadMs: 30_000,
+  }),
+  keys: Object.freeze({
+    /** How often each instance records `key.expired` for keys whose expiry passed (and tells every cache). */
+    expirySweepMs: 60_000,
+    /** How often the batched `last_used_at` of API keys is written. */
+    usageFlushMs: 10_000,
+  }),
+  caches: Object.freeze({
+    /** Access tokens whose signature verified, remembered by hash until their `exp` (per instance). */
+    verifiedTokensMax: 50_000,
+  }),
+  upstream: Object.freeze({
+    /** How long an idle upstream connection is kept for the next request. */
+    keepAliveMs: 30_000,
+    /** Connections per upstream origin. */
+    connectionsPerOrigin: 256,
+  }),
+  shutdown: Object.freeze({
+    /** How long the in-process services (admin API, demos) and the metrics listener get to close. */
+    internalCloseMs: 1000,
+  }),
+})
+
+export type Tunables = typeof TUNABLES
