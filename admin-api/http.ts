@@ -1,9 +1,9 @@
 import type { NextFunction, Request, Response } from 'express'
 import type { z } from 'zod'
-import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
+import type { ErrorCode } from '../core/error-codes.ts'
 import { KeygateError, ValidationError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
-import { problemBody, problemHeaders } from '../core/problem.ts'
+import { problemResponse } from '../core/problem.ts'
 import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/client-address-proof.ts'
 
 /** Parses `value` with `schema`; every problem is reported with its location (`["body", "name"]`). */
@@ -19,9 +19,10 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'bo
   throw new ValidationError(errors)
 }
 
+/** The problem response for `code` on an Express response (built by `core/problem.ts`). */
 export function sendError(res: Response, code: ErrorCode, extra?: Readonly<Record<string, unknown>>, detail?: string): void {
-  res.status(ERROR_CODES[code].status).set({ 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...problemHeaders(code) })
-  res.send(JSON.stringify(problemBody(code, { extra, detail, instance: res.req.headers['x-request-id'] as string | undefined })))
+  const p = problemResponse(code, { extra, detail, instance: res.req.headers['x-request-id'] as string | undefined })
+  res.status(p.status).set(p.headers).send(p.body)
 }
 
 /** Express 5 forwards rejected promises here: KeygateErrors keep their code, body-parser errors get theirs. */

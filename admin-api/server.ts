@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { answerClientErrors, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
-import { sendProblem } from '../gateway/problem.ts'
+import { writeProblem } from '../core/problem.ts'
 
 /**
  * The HTTP server of the admin API when it runs as its own process: `/healthz` (alive) and `/readyz`
@@ -18,11 +18,11 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     const refused = requestRefusal(req, deps.limits)
     if (refused) {
       res.shouldKeepAlive = false
-      return sendProblem(res, refused)
+      return writeProblem(res, refused)
     }
     if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/healthz' || req.url === '/readyz')) {
       const answer = (ok: boolean) => {
-        if (!ok) return sendProblem(res, 'NOT_READY')
+        if (!ok) return writeProblem(res, 'NOT_READY')
         const body = JSON.stringify({ status: req.url === '/healthz' ? 'ok' : 'ready' })
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
         res.end(body)

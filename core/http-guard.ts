@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { ERROR_CODES, type ErrorCode } from './error-codes.ts'
-import { problemBody } from './problem.ts'
+import type { ErrorCode } from './error-codes.ts'
+import { rawProblem } from './problem.ts'
 
 /**
  * The HTTP/1.1 front door of Keygate's servers, before any route: what a server answers when a request never
@@ -55,11 +55,9 @@ export function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
   return 'REQUEST_MALFORMED'
 }
 
-/** The raw bytes of the problem response for `code`, with `connection: close`. */
+/** The raw bytes of the problem response for `code`, with `connection: close` (see `core/problem.ts`). */
 export function rawProblemResponse(code: ErrorCode): string {
-  const spec = ERROR_CODES[code]
-  const body = JSON.stringify(problemBody(code))
-  return `HTTP/1.1 ${spec.status} ${spec.title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`
+  return rawProblem(code)
 }
 
 /**

@@ -25,6 +25,7 @@ import { openRedis } from '../core/redis-connect.ts'
 import { sessionStore } from '../core/session-store.ts'
 import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
+import { createAdmission } from './admission.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
 import { routeReloader } from './route-reloader.ts'
@@ -129,19 +130,17 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       },
       resync: () => caches.clear(),
     })
-    const shared = {
+    const admission = createAdmission({
       router: () => router,
       authenticators,
       stamper: identityStamper({ signer: signing.signer, clock }),
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
       stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
       forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof),
-      streams,
       metrics,
-      logger,
-    }
-    const handle = createPipeline({ ...shared, dispatcher, slots: routeSlots() })
-    const upgrades = createUpgradeHandler(shared)
+    })
+    const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots() })
+    const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
     const server = createGatewayServer({
       handle,
       upgrade: upgrades.handle,

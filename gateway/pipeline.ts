@@ -5,36 +5,25 @@ import type { ErrorCode } from '../core/error-codes.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
-import type { Authenticator, Principal } from './authenticator.ts'
-import type { ForwardedPolicy } from './forwarded-headers.ts'
-import { sendProblem } from './problem.ts'
-import { upstreamPath, type Router } from './router.ts'
-import { authenticateForRoute } from './stage-authenticate.ts'
+import { writeProblem } from '../core/problem.ts'
+import type { Admission, RouteCheck } from './admission.ts'
+import type { Principal } from './authenticator.ts'
+import { upstreamPath } from './router.ts'
 import { limitBody, readBodyFirst } from './stage-body-limit.ts'
-import { extractCredential } from './stage-credential.ts'
 import { forward } from './stage-forward.ts'
-import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
-import type { IdentityStamper } from './stage-sign-identity.ts'
 import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   path → credential → route → authenticate → body limit (read first on public routes) → sanitize headers →
- *   sign identity → forward.
- * Each stage is its own module; this file only wires them and turns denials into responses.
+ *   admission (path → credential → route → route slot → authenticate) → body limit (read first on public
+ *   routes) → admission's headers (sanitize → forwarded → sign identity) → forward.
+ * Admission is shared with the WebSocket upgrade (`admission.ts`); this file keeps what is HTTP's own: the
+ * route's concurrency slot, the body limit, the timeouts, forwarding with undici, and the access line.
  */
 export interface PipelineDeps {
-  /** The current routes (a function, so a reload swaps them without restarting). */
-  router: () => Router
-  authenticators: readonly Authenticator[]
-  stamper: IdentityStamper
+  admission: Admission
   dispatcher: Dispatcher
-  identityHeader: string
-  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
-  stripHeaders?: StripList
-  forwarded: ForwardedPolicy
   /** Open exchanges by credential, so a revocation can cut them. */
   streams: StreamRegistry
   /** In-flight exchanges per route, for routes with `max_concurrent`. */
@@ -63,12 +52,20 @@ const DISCARD_MAX_BYTES = 64 * 1024
  */
 function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode): ErrorCode {
   if (!req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > DISCARD_MAX_BYTES)) res.shouldKeepAlive = false
-  sendProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
+  writeProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
   return code
 }
 
 export function createPipeline(deps: PipelineDeps) {
-  const { metrics, logger } = deps
+  const { metrics, logger, admission } = deps
+  // HTTP's route check: a slot of the route, given back when the response closes.
+  const slots = deps.slots
+  const takeSlot: RouteCheck<ServerResponse> | undefined = slots && ((route, res) => {
+    const release = slots.acquire(route)
+    if (!release) return 'ROUTE_BUSY'
+    res.once('close', release)
+    return undefined
+  })
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
@@ -83,33 +80,15 @@ export function createPipeline(deps: PipelineDeps) {
     let untrack: (() => void) | undefined
 
     try {
-      const path = normalizePath(req.url)
-      if (!path.ok) {
-        failure = deny(req, res, requestId, path.code)
+      const admitted = await admission.admit(req, method, takeSlot, res)
+      if (!admitted.ok) {
+        if (admitted.route) routeName = admitted.route.name
+        failure = deny(req, res, requestId, admitted.code)
         return
       }
-      const credential = extractCredential(req)
-      const router = deps.router()
-      const route = router.match(path.path, method, req.headers.host)
-      if (!route) {
-        failure = deny(req, res, requestId, 'ROUTE_NOT_FOUND')
-        return
-      }
+      const { route, router, credential } = admitted
       routeName = route.name
-      const release = deps.slots ? deps.slots.acquire(route) : undefined
-      if (deps.slots && !release) {
-        failure = deny(req, res, requestId, 'ROUTE_BUSY')
-        return
-      }
-      if (release) res.once('close', release)
-
-      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
-      if (!auth.ok) {
-        metrics.authFailures.inc({ code: auth.code })
-        failure = deny(req, res, requestId, auth.code)
-        return
-      }
-      principal = auth.principal
+      principal = admitted.principal
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
@@ -147,15 +126,7 @@ export function createPipeline(deps: PipelineDeps) {
         socket.setTimeout(0)
       }
 
-      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
-      headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
-      if (principal) {
-        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method, prefix: upstreamPath(route, route.prefix) } : undefined))
-        if (route.plain_identity_headers) {
-          headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
-          if (principal.keyId) headers.push('x-api-key-id', principal.keyId)
-        }
-      }
+      const headers = admission.headers(req, admitted, requestId)
       // A revocation cuts what is streaming under the credential: the upload while it flows, the response once
       // it flows. Not the wait in between, which is where the admin call that revoked it sits.
       const p = principal
@@ -171,7 +142,7 @@ export function createPipeline(deps: PipelineDeps) {
 
       const outcome = await forward(deps.dispatcher, res, {
         origin: router.origin(route),
-        path: upstreamPath(route, path.path) + path.search,
+        path: upstreamPath(route, admitted.path) + admitted.search,
         method,
         headers,
         body: upload,

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { answerClientErrors, refuseConnection, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
-import { sendProblem } from './problem.ts'
+import { writeProblem } from '../core/problem.ts'
 
 /**
  * The gateway's HTTP server: its own endpoints (`/healthz`, `/readyz`, `/.well-known/jwks.json`) and, for
@@ -35,15 +35,15 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
     if (refused) {
       deps.onRefused(refused)
       res.shouldKeepAlive = false
-      return sendProblem(res, refused)
+      return writeProblem(res, refused)
     }
     const url = req.url ?? '/'
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (url === '/healthz') return json(res, 200, { status: 'ok' })
       if (url === '/readyz') {
         deps.ready().then(
-          (ok) => (ok ? json(res, 200, { status: 'ready' }) : sendProblem(res, 'NOT_READY')),
-          () => sendProblem(res, 'NOT_READY'),
+          (ok) => (ok ? json(res, 200, { status: 'ready' }) : writeProblem(res, 'NOT_READY')),
+          () => writeProblem(res, 'NOT_READY'),
         )
         return
       }

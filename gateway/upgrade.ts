@@ -5,32 +5,22 @@ import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
-import { problemBody, problemHeaders } from '../core/problem.ts'
-import type { Authenticator, Principal } from './authenticator.ts'
-import type { ForwardedPolicy } from './forwarded-headers.ts'
+import { rawProblem } from '../core/problem.ts'
+import type { Admission, RouteCheck } from './admission.ts'
+import type { Principal } from './authenticator.ts'
 import { requestIdOf } from './pipeline.ts'
-import { upstreamPath, type Router } from './router.ts'
-import { authenticateForRoute } from './stage-authenticate.ts'
-import { extractCredential } from './stage-credential.ts'
-import { normalizePath } from './stage-path.ts'
-import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
-import type { IdentityStamper } from './stage-sign-identity.ts'
+import { upstreamPath } from './router.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
 /**
- * WebSocket upgrades: the same stages as the HTTP pipeline (path, credential, route, authenticate, sanitize,
- * sign) decide at the handshake; then http-proxy carries the connection. A denied handshake gets the usual
+ * WebSocket upgrades: the same admission as the HTTP pipeline (`admission.ts`: path, credential, route,
+ * authenticate, sanitize, forwarded, sign) decides at the handshake; this file keeps the handshake's own checks,
+ * http-proxy, close frames and the access line. A denied handshake gets the usual
  * problem+json answer and the socket closes; an upstream that refuses the upgrade has its answer relayed and
  * the socket closes: there is never a raw tunnel that skipped authentication.
  */
 export interface UpgradeDeps {
-  router: () => Router
-  authenticators: readonly Authenticator[]
-  stamper: IdentityStamper
-  identityHeader: string
-  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
-  stripHeaders?: StripList
-  forwarded: ForwardedPolicy
+  admission: Admission
   streams: StreamRegistry
   metrics: Metrics
   logger: Logger
@@ -45,11 +35,11 @@ export function closeFrame(code: number): Buffer {
 export const CLOSE_TIMEOUT_MS = 1000
 
 function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
-  const spec = ERROR_CODES[code]
-  const body = JSON.stringify(problemBody(code, { instance: requestId }))
-  const headers = { 'content-type': 'application/problem+json', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', 'x-request-id': requestId, connection: 'close', ...problemHeaders(code) }
-  socket.end(`HTTP/1.1 ${spec.status} ${spec.title}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${body}`)
+  socket.end(rawProblem(code, { instance: requestId, headers: { 'x-request-id': requestId } }))
 }
+
+/** The upgrade's route check: the route must take WebSockets. */
+const websocketsAllowed: RouteCheck<undefined> = (route) => (route.websockets ? undefined : 'WEBSOCKET_NOT_ALLOWED')
 
 export function createUpgradeHandler(deps: UpgradeDeps) {
   const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, changeOrigin: false, proxyTimeout: 30_000 })
@@ -116,33 +106,17 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       // RFC 6455 §4.1: the opening handshake is a GET. Any other method would be relayed as a GET upstream.
       if (req.method !== 'GET') return deny('WEBSOCKET_METHOD_INVALID')
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
-      const path = normalizePath(req.url)
-      if (!path.ok) return deny(path.code)
-      const credential = extractCredential(req)
-      const router = deps.router()
-      const route = router.match(path.path, 'GET', req.headers.host)
-      if (!route) return deny('ROUTE_NOT_FOUND')
-      routeName = route.name
-      if (!route.websockets) return deny('WEBSOCKET_NOT_ALLOWED')
-      const auth = await authenticateForRoute(route, credential, deps.authenticators, { clientAddress: deps.forwarded.clientAddress(req) })
-      if (!auth.ok) {
-        deps.metrics.authFailures.inc({ code: auth.code })
-        return deny(auth.code)
-      }
-      const flat = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
-      flat.push('x-request-id', requestId, ...deps.forwarded.headers(req), 'connection', 'Upgrade', 'upgrade', 'websocket')
-      principal = auth.principal
-      if (principal) {
-        flat.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: 'GET', prefix: upstreamPath(route, route.prefix) } : undefined))
-        if (route.plain_identity_headers) {
-          flat.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
-          if (principal.keyId) flat.push('x-api-key-id', principal.keyId)
-        }
-      }
+      const admitted = await deps.admission.admit(req, 'GET', websocketsAllowed, undefined)
+      if (admitted.route) routeName = admitted.route.name
+      if (!admitted.ok) return deny(admitted.code)
+      const { route, router, credential } = admitted
+      principal = admitted.principal
+      const flat = deps.admission.headers(req, admitted, requestId)
+      flat.push('connection', 'Upgrade', 'upgrade', 'websocket')
       const headers: Record<string, string> = {}
       for (let i = 0; i < flat.length; i += 2) headers[flat[i]!] = headers[flat[i]!] === undefined ? flat[i + 1]! : `${headers[flat[i]!]}, ${flat[i + 1]}`
       req.headers = headers
-      req.url = upstreamPath(route, path.path) + path.search
+      req.url = upstreamPath(route, admitted.path) + admitted.search
       deps.metrics.requests.inc({ route: route.name, method: 'GET', status_class: '1xx', auth: principal?.auth ?? 'none' })
       const p = principal
       if (p && credential.kind === 'bearer') {

@@ -1,0 +1,115 @@
+import type { IncomingMessage } from 'node:http'
+import type { ErrorCode } from '../core/error-codes.ts'
+import type { Metrics } from '../core/metrics.ts'
+import { KeygateError } from '../core/errors.ts'
+import type { AuthResult, Authenticator, Principal } from './authenticator.ts'
+import type { ForwardedPolicy } from './forwarded-headers.ts'
+import { upstreamPath, type Route, type Router } from './router.ts'
+import { authenticatorFor, withinScopes } from './stage-authenticate.ts'
+import { extractCredential, type CredentialResult } from './stage-credential.ts'
+import { normalizePath } from './stage-path.ts'
+import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
+import type { IdentityStamper } from './stage-sign-identity.ts'
+
+/**
+ * Admission: whether a request may go upstream, and as whom, decided once for every transport (the HTTP
+ * pipeline, WebSocket upgrades, and a decision endpoint that answers an ingress):
+ *   path → credential → route → [the transport's route check] → authenticate (and scopes)     `admit`
+ *   sanitize → forwarded → identity                                                           `headers`
+ * The transport calls `admit`, does what is its own between the two (the body limit of the HTTP pipeline),
+ * then takes the headers the upstream gets from `headers`. Denials are values with a code, and so is a fault
+ * that has one (a store that is down: `KeygateError`); any other fault throws.
+ */
+export interface AdmissionDeps {
+  /** The current routes (a function, so a reload swaps them without restarting). */
+  router: () => Router
+  authenticators: readonly Authenticator[]
+  stamper: IdentityStamper
+  identityHeader: string
+  /** Client headers dropped besides the reserved families (`KEYGATE_STRIP_HEADERS`). */
+  stripHeaders?: StripList
+  forwarded: ForwardedPolicy
+  metrics: Pick<Metrics, 'authFailures'>
+}
+
+export interface Admitted {
+  readonly ok: true
+  readonly router: Router
+  readonly route: Route
+  readonly method: string
+  /** The normalised path and the query (`?…` or empty). */
+  readonly path: string
+  readonly search: string
+  readonly credential: CredentialResult
+  /** Null on a public route, or an optional one without a credential. */
+  readonly principal: Principal | null
+}
+
+/** A refusal; `route` is set when the request got that far (for the access line and metrics). */
+export type Refused = { readonly ok: false; readonly code: ErrorCode; readonly route: Route | undefined }
+
+/**
+ * What a transport checks once the route is known, before any credential is looked at (a route that takes no
+ * WebSocket, a route with no free slot): a code to refuse with, or undefined. `context` is the transport's own
+ * (the HTTP response, to give a slot back when it closes).
+ */
+export type RouteCheck<C> = (route: Route, context: C) => ErrorCode | undefined
+
+export interface Admission {
+  admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C): Promise<Admitted | Refused>
+  /** The request headers for the upstream, as a flat name/value list: sanitised, forwarded, identity signed. */
+  headers(req: IncomingMessage, admitted: Admitted, requestId: string): string[]
+}
+
+export function createAdmission(deps: AdmissionDeps): Admission {
+  const refused = (code: ErrorCode, route?: Route): Refused => ({ ok: false, code, route })
+  return {
+    async admit(req, method, check, context) {
+      const path = normalizePath(req.url)
+      if (!path.ok) return refused(path.code)
+      const credential = extractCredential(req)
+      const router = deps.router()
+      const route = router.match(path.path, method, req.headers.host)
+      if (!route) return refused('ROUTE_NOT_FOUND')
+      const denial = check?.(route, context)
+      if (denial) return refused(denial, route)
+      // Stage 4 inline (not a helper awaited in turn): one await per request for the lookup, none without one.
+      const decided = authenticatorFor(route, credential, deps.authenticators)
+      let principal: Principal | null = null
+      if ('authenticate' in decided) {
+        let result: AuthResult
+        try {
+          result = await decided.authenticate((credential as { value: string }).value, { clientAddress: deps.forwarded.clientAddress(req) })
+        } catch (err) {
+          // A fault with its code (the store is down: 503) is answered as such, on this route; others go up.
+          if (err instanceof KeygateError) return refused(err.code, route)
+          throw err
+        }
+        const code = !result.ok ? result.code : withinScopes(route, result.principal) ? undefined : 'INSUFFICIENT_SCOPE'
+        if (code) {
+          deps.metrics.authFailures.inc({ code })
+          return refused(code, route)
+        }
+        principal = (result as { principal: Principal }).principal
+      } else if (!decided.ok) {
+        deps.metrics.authFailures.inc({ code: decided.code })
+        return refused(decided.code, route)
+      }
+      return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal }
+    },
+
+    headers(req, admitted, requestId) {
+      const { route, principal } = admitted
+      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
+      headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
+      if (principal) {
+        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: admitted.method, prefix: upstreamPath(route, route.prefix) } : undefined))
+        if (route.plain_identity_headers) {
+          headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+          if (principal.keyId) headers.push('x-api-key-id', principal.keyId)
+        }
+      }
+      return headers
+    },
+  }
+}
