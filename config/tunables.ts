@@ -18,6 +18,10 @@ export const TUNABLES = Object.freeze({
     redisStartWaitMs: 2000,
     /** How often an instance compares its Redis generation with the deployment's (missed messages → flush). */
     redisGenerationCheckMs: 5000,
+    /** How long a revoked credential's shared (Redis) entry stays a tombstone that no lookup may overwrite. */
+    tombstoneTtlMs: 10_000,
+    /** Pause before the LISTEN/NOTIFY listener reconnects after losing its connection. */
+    listenerReconnectMs: 500,
   }),
   signingKeys: Object.freeze({
     /** Database-held signing keys are reloaded this often besides on every rotation message (one may be missed). */
@@ -32,6 +36,28 @@ export const TUNABLES = Object.freeze({
   caches: Object.freeze({
     /** Access tokens whose signature verified, remembered by hash until their `exp` (per instance). */
     verifiedTokensMax: 50_000,
+    /** The window of the per-address limit on database lookups of unknown API keys. */
+    unknownKeyWindowMs: 10_000,
+  }),
+  http: Object.freeze({
+    /**
+     * A refused request's unread body up to this size is read and dropped (the connection stays open and the
+     * client, still writing, meets no reset); past it, or chunked, the connection closes after the answer.
+     */
+    discardMaxBytes: 64 * 1024,
+  }),
+  websocket: Object.freeze({
+    /** How long a client told to close (revocation, shutdown) may take before both legs are destroyed. */
+    closeTimeoutMs: 1000,
+    /** http-proxy's timeout for the upstream's answer to the handshake. */
+    proxyTimeoutMs: 30_000,
+  }),
+  database: Object.freeze({
+    /**
+     * How long after the statement timeout a query may still wait for its answer before the client gives up on
+     * the connection (a network partition: nothing answers, nothing fails; the server's timeout cannot end it).
+     */
+    queryReadMarginMs: 500,
   }),
   upstream: Object.freeze({
     /** How long an idle upstream connection is kept for the next request. */

@@ -1,3 +1,4 @@
+import { TUNABLES } from '../config/tunables.ts'
 import type { RedisClient } from './redis-connect.ts'
 import type { SharedCache } from './credential-cache.ts'
 
@@ -6,7 +7,7 @@ import type { SharedCache } from './credential-cache.ts'
  * written by a revocation (it blocks every write for a while, so no lookup that was in flight can put the
  * revoked record back). Every key lives under the deployment's prefix.
  */
-export const TOMBSTONE_TTL_MS = 10_000
+export const TOMBSTONE_TTL_MS = TUNABLES.invalidation.tombstoneTtlMs
 
 export function redisSharedCache(redis: RedisClient, prefix: string): SharedCache & { tombstone(keys: string[]): Promise<void> } {
   const k = (key: string) => `${prefix}cache:${key}`

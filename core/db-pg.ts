@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { TUNABLES } from '../config/tunables.ts'
 import { DatabaseUnavailableError } from './errors.ts'
 import { isConnectionFailure, type Db, type Queryable } from './db.ts'
 
@@ -16,7 +17,7 @@ export interface PgDbOptions {
  * the connection. The statement timeout is enforced by the server, so it cannot end a query whose server never
  * sees it or whose answer never arrives (a network partition: nothing answers, nothing fails); this bound can.
  */
-export const QUERY_READ_MARGIN_MS = 500
+export const QUERY_READ_MARGIN_MS = TUNABLES.database.queryReadMarginMs
 
 /** Failures that mean the database cannot serve now, as opposed to a wrong query. */
 function unavailable(err: unknown): boolean {

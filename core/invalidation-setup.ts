@@ -29,7 +29,7 @@ export async function openInvalidation(deps: {
   const transport = await invalidationTransport({
     db, redis: deps.redis, redisPrefix: env.KEYGATE_REDIS_PREFIX, logger, cleanups: deps.cleanups,
     postgres: env.DATABASE_URL ? { connectionString: env.DATABASE_URL, channel: invalidationChannel(env) } : undefined,
-    redisStartWaitMs: t.redisStartWaitMs, redisGenerationCheckMs: t.redisGenerationCheckMs,
+    redisStartWaitMs: t.redisStartWaitMs, redisGenerationCheckMs: t.redisGenerationCheckMs, listenerReconnectMs: t.listenerReconnectMs,
   })
   const publisher = invalidationPublisher({ db, bus: transport, metrics: deps.metrics, logger, drainMs: t.outboxDrainMs, settleMs: t.outboxSettleMs, beforePublish: deps.beforePublish })
   deps.cleanups.unshift(async () => publisher.stop())

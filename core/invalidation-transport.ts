@@ -26,6 +26,8 @@ export interface InvalidationTransportDeps {
   redisStartWaitMs: number
   /** How often an instance compares its Redis generation with the deployment's. */
   redisGenerationCheckMs: number
+  /** Pause before the LISTEN/NOTIFY listener reconnects. */
+  listenerReconnectMs: number
 }
 
 /**
@@ -73,6 +75,7 @@ export async function invalidationTransport(deps: InvalidationTransportDeps): Pr
       query: (sql, params) => deps.db.query(sql, params),
       onResync: () => resync('listener reconnected'),
       onError: warn('invalidation listener lost its connection'),
+      reconnectMs: deps.listenerReconnectMs,
     })
     await bus.start()
     cleanups.unshift(() => bus.close())

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
+import { TUNABLES } from '../config/tunables.ts'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
@@ -41,7 +42,7 @@ export function requestIdOf(req: IncomingMessage): string {
 }
 
 /** Past this, a refused request's unread body is not read to its end: the connection closes instead. */
-const DISCARD_MAX_BYTES = 64 * 1024
+const DISCARD_MAX_BYTES = TUNABLES.http.discardMaxBytes
 
 /**
  * Answers with the problem for `code`; returns the code, which the access log records. A large body the

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../core/clock.ts'
+import { TUNABLES } from '../config/tunables.ts'
 
 /**
  * Bounds the database lookups a client address can cause with made-up API keys. A key with a valid checksum
@@ -19,7 +20,7 @@ export interface UnknownKeyLimiter {
   found(address: string): void
 }
 
-export const UNKNOWN_KEY_WINDOW_MS = 10_000
+export const UNKNOWN_KEY_WINDOW_MS = TUNABLES.caches.unknownKeyWindowMs
 
 export function unknownKeyLimiter(deps: { max: number; clock: Clock; maxAddresses?: number }): UnknownKeyLimiter {
   const counters = new LRUCache<string, { count: number; resetAt: number }>({ max: deps.maxAddresses ?? 100_000 })

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import httpProxy from 'http-proxy'
+import { TUNABLES } from '../config/tunables.ts'
 import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
@@ -32,7 +33,7 @@ export function closeFrame(code: number): Buffer {
 }
 
 /** How long a client told to close (revocation, shutdown) may take before both legs are destroyed. */
-export const CLOSE_TIMEOUT_MS = 1000
+export const CLOSE_TIMEOUT_MS = TUNABLES.websocket.closeTimeoutMs
 
 function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
   socket.end(rawProblem(code, { instance: requestId, headers: { 'x-request-id': requestId } }))
@@ -42,7 +43,7 @@ function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
 const websocketsAllowed: RouteCheck<undefined> = (route) => (route.websockets ? undefined : 'WEBSOCKET_NOT_ALLOWED')
 
 export function createUpgradeHandler(deps: UpgradeDeps) {
-  const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, changeOrigin: false, proxyTimeout: 30_000 })
+  const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, changeOrigin: false, proxyTimeout: TUNABLES.websocket.proxyTimeoutMs })
   proxy.on('error', (_err, req, target) => {
     const socket = target as Duplex & { bytesWritten?: number }
     // Nothing sent to the client yet: it gets a proper 502; otherwise the connection is simply cut.
