@@ -1,5 +1,9 @@
 import pg from 'pg'
 import t, { type Test } from 'tap'
+import { openPgDb } from '../../../core/db-pg.ts'
+import type { Invalidation, InvalidationBus } from '../../../core/invalidation.ts'
+import { invalidationPublisher } from '../../../core/invalidation-publisher.ts'
+import { migrate } from '../../../core/migrate.ts'
 import { BOOTSTRAP, call, keygateOnPostgres, refusedWithin } from '../../helpers/keygate.ts'
 import { testSchema, type TestSchema } from '../../helpers/postgres.ts'
 import { spawnKeygate } from '../../helpers/process.ts'
@@ -76,3 +80,47 @@ for (const transport of ['redis', 'postgres'] as const) {
     t.equal(await count('SELECT count(*)::int AS n FROM invalidation_outbox'), 0, 'and nothing is owed any more')
   })
 }
+
+t.test('a publish that fails after the commit answers INVALIDATION_FAILED, applies the change here, and leaves it owed to the drain', async (t) => {
+  const schema = await testSchema('publisher')
+  const db = await openPgDb({ connectionString: schema.url, schema: schema.schema })
+  t.teardown(async () => { await db.close(); await schema.drop() })
+  await migrate(db)
+  let down = true
+  const sent: Invalidation[] = []
+  const here: Invalidation[] = []
+  const bus: InvalidationBus = {
+    kind: 'redis',
+    async publish(m) {
+      if (down) throw new Error('transport down')
+      sent.push(m)
+    },
+    subscribe: () => () => {},
+    applyHere: (m) => { here.push(m) },
+  }
+  const publisher = invalidationPublisher({ db, bus, drainMs: 1000, settleMs: 0 })
+  const owed = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM invalidation_outbox')).rows[0]!.n
+
+  await t.rejects(publisher.commit(async (tx, announce) => {
+    await tx.query("INSERT INTO keygate_secrets (name, value) VALUES ('marker', 'x')")
+    announce({ kind: 'key', keyHash: 'h1' })
+    announce({ kind: 'user', userId: 'u1' })
+  }), { code: 'INVALIDATION_FAILED' })
+  t.equal((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM keygate_secrets WHERE name = 'marker'")).rows[0]!.n, 1, 'the change is committed')
+  t.same(here, [{ kind: 'key', keyHash: 'h1' }, { kind: 'user', userId: 'u1' }], 'and applied on this instance')
+  t.equal(await owed(), 2, 'both messages are owed')
+
+  await t.rejects(publisher.commit(async (tx, announce) => {
+    announce({ kind: 'key', keyHash: 'h2' })
+    await tx.query('SELECT 1/0')
+  }))
+  t.equal(await owed(), 2, 'a write that fails leaves nothing owed')
+
+  down = false
+  t.equal(await publisher.drain(), 2, 'the drain publishes what is owed once the transport answers')
+  t.same(sent, [{ kind: 'key', keyHash: 'h1' }, { kind: 'user', userId: 'u1' }])
+  t.equal(await owed(), 0)
+  await publisher.commit(async (_tx, announce) => { announce({ kind: 'session', sessionId: 's1' }) })
+  t.same(sent.at(-1), { kind: 'session', sessionId: 's1' }, 'a healthy publish goes out after the commit')
+  t.equal(await owed(), 0, 'and its row is deleted')
+})
