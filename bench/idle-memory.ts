@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -13,7 +13,7 @@ import { treeRss } from './system.ts'
  * (`node dist/gateway/main.js`, what production runs) against the sources through tsx (`npm run dev`), on the
  * embedded default and on the local PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL). Each process
  * starts, answers one `/readyz`, idles BENCH_IDLE_SECONDS (10), and is measured; BENCH_ROUNDS (3) interleaved
- * rounds, the median printed. "tree" adds the processes below the gateway (tsx's esbuild service).
+ * rounds, the median printed and written under bench/results/. "tree" adds the processes below the gateway (tsx's esbuild service).
  */
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 10)
@@ -81,6 +81,8 @@ async function main() {
     '',
   ]
   process.stdout.write(lines.join('\n'))
+  mkdirSync('bench/results', { recursive: true })
+  writeFileSync(`bench/results/idle-memory-${new Date().toISOString().slice(0, 10)}.md`, lines.join('\n'))
 }
 
 main().catch((err: unknown) => {
