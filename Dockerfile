@@ -1,35 +1,33 @@
 # syntax=docker/dockerfile:1
-# One image for every Keygate process in docker-compose.yml: the gateway (the default command), the admin API
-# (`node --import tsx admin-api/main.ts`) and the demo upstreams (`node --import tsx examples/main.ts NAME`).
+# One image for every Keygate process in docker-compose.yml, all compiled JavaScript (scripts/entry-points.ts
+# names them): the gateway (the default command), the admin API (`node dist/admin-api/main.js`), the demo
+# upstreams (`node dist/examples/main.js NAME`) and the CLI (`node dist/cli/keygate.js`).
 # Build: docker build -t keygate .     Settings: environment variables, see the README's configuration reference.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24, the active LTS line; Keygate also runs on Node 20.18+ (see the README's supported runtimes).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-# --- build: every dependency, and only sources that type-check go further --------------------------------
+# --- build: every dependency; sources that type-check are compiled to dist/ --------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # `prepare` builds keygate/verify for npm consumers; the image does not need it.
 RUN npm ci --ignore-scripts
 COPY . .
-RUN npm run typecheck
+RUN npm run typecheck && npm run build
 
-# --- runtime: production dependencies and the sources, as an unprivileged user -----------------------------
+# --- runtime: production dependencies and the compiled code, as an unprivileged user -----------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# tsx, which runs the TypeScript sources, is a production dependency. --ignore-scripts: `prepare` needs the
-# TypeScript compiler, a dev dependency, and builds nothing the image runs.
+# No dev dependency (tsx, the TypeScript compiler): the image runs what the build stage compiled.
+# --ignore-scripts: `prepare` needs the TypeScript compiler and builds nothing the image runs.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
-COPY --from=build /app/tsconfig.json ./
-COPY --from=build /app/admin-api ./admin-api
-COPY --from=build /app/cli ./cli
+# dist/ holds the compiled code and the SQL migrations beside it; config/ the default route file, read from
+# the working directory (KEYGATE_CONFIG).
+COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config
-COPY --from=build /app/core ./core
-COPY --from=build /app/examples ./examples
-COPY --from=build /app/gateway ./gateway
-COPY --from=build /app/verify ./verify
 # The embedded database's directory (used only without DATABASE_URL) must be writable by the app user.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
@@ -39,4 +37,4 @@ EXPOSE 8000 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node gets SIGTERM directly (no npm or shell in between): it drains, then exits.
-CMD ["node", "--import", "tsx", "gateway/main.ts"]
+CMD ["node", "dist/gateway/main.js"]

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { gatewayArgs } from './spawn.ts'
 import { freePort, waitFor } from './system.ts'
 
 /**
- * A Keygate started as its own process for `npm run bench`, as an operator runs it: `LOG_LEVEL=info`, so every
+ * A Keygate started as its own process for `npm run bench`, as an operator runs it: compiled, `LOG_LEVEL=info`, so every
  * request writes its access log line (to a file here, as stdout would go to a collector). Ready once every
  * worker logged that it listens and `/healthz` answers.
  */
@@ -29,7 +30,7 @@ export async function startBenchKeygate(name: string, dir: string, env: Record<s
   const err = openSync(join(dir, `${name}.err`), 'w')
   // Below info the listening line is not written: /healthz alone then says it is up.
   const workers = ['info', 'debug', undefined].includes(env.LOG_LEVEL) ? Number(env.KEYGATE_WORKERS ?? 1) : 0
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'gateway/main.ts'], {
+  const child = spawn(process.execPath, [...nodeArgs, ...gatewayArgs('compiled', cwd)], {
     env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_DEMOS: 'false', KEYGATE_CONFIG_WATCH: 'false', ...env, PORT: String(port) },
     stdio: ['ignore', out, err],
     cwd,

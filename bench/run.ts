@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BENCH_USER, credentials, deleteRedisKeys, keyPool, sharedStores } from './fixtures.ts'
+import { nodeArgs as runArgs } from '../scripts/entry-points.ts'
 import { startBenchKeygate, type BenchKeygate } from './keygate-process.ts'
 import type { LoadResult } from './load.ts'
 import { startNginx, type RunningNginx } from './nginx.ts'
@@ -163,7 +164,7 @@ async function main() {
 /** The median round of each scenario by req/s (errors summed over every round), and the targets of issue 7. */
 /** `bench/bare-proxy.ts` as a child process. */
 function startBareProxy(upstream: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-proxy.ts', upstream], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, runArgs('bench/bare-proxy.ts', [upstream], 'source'), { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`bare proxy exited with ${code}`)))
     child.stdout.once('data', (d: Buffer) => {

@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Runtime } from '../scripts/entry-points.ts'
 import { startKeygateProcess } from './spawn.ts'
 
 /**
- * `npm run bench:upload`: streams one large upload (BENCH_UPLOAD_MB, default 1024) through a Keygate process
+ * `npm run bench:upload`: streams one large upload (BENCH_UPLOAD_MB, default 1024) through a (compiled) Keygate process
  * to an upstream that hashes and discards it, and samples the gateway's resident memory (VmRSS, Linux) every
  * 20 ms. Prints the baseline RSS after a warm-up upload, the peak during the big one, their difference, the
  * throughput, and whether the SHA-256 seen by the upstream equals the client's. The tests run a smaller one.
@@ -92,7 +93,7 @@ function upload(url: string, token: string, bytes: number): Promise<{ status: nu
   })
 }
 
-export async function measureUpload(bytes: number): Promise<UploadMemoryResult> {
+export async function measureUpload(bytes: number, runtime: Runtime = 'compiled'): Promise<UploadMemoryResult> {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-upload-'))
   const upstream = await sink()
   writeFileSync(join(dir, 'routes.yaml'), ROUTES((upstream.address() as AddressInfo).port))
@@ -100,7 +101,7 @@ export async function measureUpload(bytes: number): Promise<UploadMemoryResult> 
     PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_DEMOS: 'false',
     KEYGATE_DATA_DIR: join(dir, 'data'), KEYGATE_CONFIG: join(dir, 'routes.yaml'), KEYGATE_CONFIG_WATCH: 'false',
     KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password', KEYGATE_PASSWORD_HASH_LOG_N: '14',
-  })
+  }, runtime)
   try {
     const post = async (path: string, body: unknown, token?: string) => {
       const res = await fetch(gateway.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })

@@ -51,6 +51,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.stderr.write(`keygate demo: ${message}\n`)
     process.exit(1)
   }
-  if (!name || !Object.hasOwn(DEMOS, name)) fail(`usage: tsx examples/main.ts ${Object.keys(DEMOS).join('|')}`)
+  if (!name || !Object.hasOwn(DEMOS, name)) fail(`usage: npm run demo:NAME, where NAME is ${Object.keys(DEMOS).join(" or ")}`)
   startDemo(name as DemoName).then(stopOnSignals, (err: unknown) => fail(err instanceof ConfigError || err instanceof Error ? err.message : String(err)))
 }

@@ -167,7 +167,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const { reload } = routeReloader({ filePath: config.filePath, rawEnv, internal, apply: (next) => { router = createRouter(next) }, logger, watch: env.KEYGATE_CONFIG_WATCH, cleanups })
 
     const url = `http://127.0.0.1:${port}`
-    logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
+    logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
     let closing: Promise<void> | undefined
     return {
       url,

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { entryArgs, ROOT, RUNTIME, type EntryName } from './entry-points.ts'
 
 /**
  * `npm run fleet`: the production topology on one machine, without Docker. Each part is its own process, as
  * in docker-compose.yml: the admin API (`admin-api/main.ts`), the gateways (`gateway/main.ts`, one per port)
- * and the two demo upstreams (`examples/main.ts`), on the local PostgreSQL server and Redis.
+ * and the two demo upstreams (`examples/main.ts`), on the local PostgreSQL server and Redis. Each runs as the
+ * fleet itself does (scripts/entry-points.ts): compiled under `npm run fleet`, from the sources under tsx.
  *
  *   npm run fleet -- [--gateways 8001,8002] [--admin 8010] [--conversations 8011] [--documents 8012]
  *
@@ -16,8 +18,6 @@ import { parseArgs } from 'node:util'
  * set URL (the first gateway's) of the admin API and the demos. Prints the URLs once everything listens;
  * SIGINT or SIGTERM stops every process (gateways first, so they drain). If one process dies, all stop.
  */
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-
 export const FLEET_DEFAULTS = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
   DATABASE_SCHEMA: 'keygate_fleet',
@@ -28,8 +28,8 @@ export const FLEET_DEFAULTS = {
 
 export interface FleetPorts { gateways: number[]; admin: number; conversations: number; documents: number }
 
-/** One process of the fleet: what to run, with which environment, and the log line that says it listens. */
-export interface FleetMember { name: string; role: 'gateway' | 'admin' | 'demo'; url: string; args: string[]; env: Record<string, string>; readyMsg: string }
+/** One process of the fleet: which entry point it runs, with which environment, and the log line that says it listens. */
+export interface FleetMember { name: string; role: 'gateway' | 'admin' | 'demo'; url: string; entry: EntryName; env: Record<string, string>; readyMsg: string }
 
 /** The fleet's processes for `ports`, each with its environment (`base` plus what the topology decides). */
 export function planFleet(ports: FleetPorts, base: NodeJS.ProcessEnv): FleetMember[] {
@@ -41,14 +41,14 @@ export function planFleet(ports: FleetPorts, base: NodeJS.ProcessEnv): FleetMemb
   const jwks = shared.KEYGATE_JWKS_URL ?? `${origin(ports.gateways[0]!)}/.well-known/jwks.json`
   const own = (port: number, extra: Record<string, string> = {}) => ({ ...shared, PORT: String(port), METRICS_PORT: '0', ...extra })
   return [
-    { name: 'admin-api', role: 'admin', url: origin(ports.admin), args: ['admin-api/main.ts'], env: own(ports.admin, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'admin api listening' },
-    { name: 'demo-conversations', role: 'demo', url: origin(ports.conversations), args: ['examples/main.ts', 'conversations'], env: own(ports.conversations, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'demo listening' },
-    { name: 'demo-documents', role: 'demo', url: origin(ports.documents), args: ['examples/main.ts', 'documents'], env: own(ports.documents, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'demo listening' },
+    { name: 'admin-api', role: 'admin', url: origin(ports.admin), entry: 'admin-api', env: own(ports.admin, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'admin api listening' },
+    { name: 'demo-conversations', role: 'demo', url: origin(ports.conversations), entry: 'demo-conversations', env: own(ports.conversations, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'demo listening' },
+    { name: 'demo-documents', role: 'demo', url: origin(ports.documents), entry: 'demo-documents', env: own(ports.documents, { KEYGATE_JWKS_URL: jwks }), readyMsg: 'demo listening' },
     ...ports.gateways.map((port, i): FleetMember => ({
       name: `gateway-${i + 1}`,
       role: 'gateway',
       url: origin(port),
-      args: ['gateway/main.ts'],
+      entry: 'gateway',
       env: own(port, {
         KEYGATE_ADMIN_URL: origin(ports.admin),
         CONVERSATIONS_URL: origin(ports.conversations),
@@ -71,7 +71,7 @@ interface Running {
 
 /** Spawns one member; its output goes to `write`, each line prefixed with its name. */
 function start(member: FleetMember, write: (line: string) => void, timeoutMs: number): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...member.args], { cwd: ROOT, env: member.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, entryArgs(member.entry, RUNTIME), { cwd: ROOT, env: member.env, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))))
   const tail: string[] = []
   const ready = new Promise<number | undefined>((resolve, reject) => {

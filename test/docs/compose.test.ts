@@ -9,6 +9,7 @@ import { ENV_SETTINGS } from '../../config/schema.ts'
 import { closeServer, listen } from '../../core/http-listen.ts'
 import { DEMO_REQUIRED, startDemo, type DemoName } from '../../examples/main.ts'
 import { createGatewayServer } from '../../gateway/server.ts'
+import { DIST, ENTRY_POINTS, entryCommand, type EntryName } from '../../scripts/entry-points.ts'
 
 /**
  * Docker cannot run here, so docker-compose.yml, the Dockerfile and deploy/nginx.conf are held to the code
@@ -31,7 +32,7 @@ interface Service {
 }
 const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service>; networks?: Record<string, { ipam?: { config?: Array<{ subnet?: string }> } }> }
 const services = Object.entries(compose.services)
-const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string> }
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> }
 
 // --- the Dockerfile ---------------------------------------------------------------------------------------
 /** Instructions with continuation lines joined, each with the index of its build stage. */
@@ -51,10 +52,10 @@ const imageCmd = execForm(runtime.find((i) => i.op === 'CMD')!.args)
 /** Services built from this repository: they run Keygate code and read Keygate settings. */
 const keygate = services.filter(([, s]) => s.build !== undefined)
 const commandOf = (s: Service): string[] => (s.command === undefined ? imageCmd : Array.isArray(s.command) ? s.command : s.command.split(/\s+/))
-/** `node --import tsx FILE ARGS…` → FILE and ARGS. */
-function entryOf(command: readonly string[]): { file: string; args: string[] } | undefined {
-  const m = /^node --import[ =]tsx (\S+\.ts)((?: \S+)*)$/.exec(command.join(' '))
-  return m ? { file: m[1]!, args: m[2]!.trim() ? m[2]!.trim().split(' ') : [] } : undefined
+/** The entry point (scripts/entry-points.ts) whose compiled command `command` is, with its source FILE and ARGS. */
+function entryOf(command: readonly string[]): { name: EntryName; file: string; args: readonly string[]; script: string } | undefined {
+  const name = (Object.keys(ENTRY_POINTS) as EntryName[]).find((n) => entryCommand(n, 'compiled').join(' ') === command.join(' '))
+  return name ? { name, ...ENTRY_POINTS[name] } : undefined
 }
 const entry = (s: Service) => entryOf(commandOf(s))
 const gateways = keygate.filter(([, s]) => entry(s)?.file === 'gateway/main.ts')
@@ -106,30 +107,35 @@ t.test('every service has an image or a build whose Dockerfile exists', async (t
   t.ok(nginxService, 'a load balancer')
 })
 
-t.test('the Dockerfile is multi-stage, installs production dependencies only at runtime and runs as a non-root user', async (t) => {
+t.test('the Dockerfile is multi-stage, compiles in the build stage, installs production dependencies only at runtime and runs as a non-root user', async (t) => {
   t.ok(lastStage >= 1, 'more than one stage')
+  t.ok(dockerfile.some((i) => i.stage < lastStage && i.op === 'RUN' && /\bnpm run build\b/.test(i.args)), 'a build stage runs npm run build')
+  t.ok(runtime.some((i) => i.op === 'COPY' && i.args.startsWith('--from=') && i.args.split(/\s+/)[1] === `/app/${DIST}`), `the runtime stage copies the compiled ${DIST}/`)
   t.ok(runtime.some((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args) && i.args.includes('--omit=dev')), 'the runtime stage runs npm ci --omit=dev')
-  t.ok(pkg.dependencies.tsx, 'tsx, which runs the sources, is a production dependency')
+  t.notOk(pkg.dependencies.tsx, 'tsx is not a production dependency: the image runs compiled code')
+  t.ok(pkg.devDependencies.tsx, 'tsx is a dev dependency (npm run dev, the tests)')
+  t.match(dockerfile.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_IMAGE='))?.args, /^NODE_IMAGE=node:24[-.]/, 'the image is built on Node 24')
   const user = runtime.filter((i) => i.op === 'USER').at(-1)?.args
   t.ok(user && !/^(root|0)(:|$)/.test(user), `the runtime user is ${user}, not root`)
   for (const copy of runtime.filter((i) => i.op === 'COPY' && i.args.startsWith('--from='))) {
     const source = copy.args.split(/\s+/)[1]!.replace(/^\/app\//, '')
+    if (source === DIST) continue
     t.ok(existsSync(new URL(source, root)), `COPY ${source}: exists in the repository`)
   }
 })
 
-t.test('every command the image or a service runs is the entry point of an npm script', async (t) => {
+t.test('every command the image or a service runs is the compiled command of an entry point, the same as its npm script', async (t) => {
   const commands: Array<[string, string[]]> = [['Dockerfile CMD', imageCmd], ...keygate.map(([name, s]): [string, string[]] => [name, commandOf(s)])]
   for (const [who, command] of commands) {
     const e = entryOf(command)
     if (!e) {
-      t.fail(`${who}: "${command.join(' ')}" is not "node --import tsx FILE"`)
+      t.fail(`${who}: "${command.join(' ')}" is no compiled command of scripts/entry-points.ts`)
       continue
     }
     t.ok(existsSync(new URL(e.file, root)), `${who}: ${e.file} exists`)
-    const script = Object.entries(pkg.scripts).find(([, cmd]) => cmd === ['tsx', e.file, ...e.args].join(' '))
-    t.ok(script, `${who}: the same as \`npm run ${script?.[0] ?? '?'}\``)
+    t.equal(pkg.scripts[e.script], command.join(' '), `${who}: the same as \`npm run ${e.script}\``)
   }
+  t.same(imageCmd, entryCommand('gateway', 'compiled'), 'the image runs the gateway by default')
 })
 
 t.test('the HEALTHCHECK asks PORT for a path every Keygate process answers without credentials', async (t) => {
@@ -150,7 +156,7 @@ t.test('the HEALTHCHECK asks PORT for a path every Keygate process answers witho
   }
   const unreachable = async () => { throw new Error('no credential checks expected') }
   const limits = { headersTimeoutMs: 10_000, maxHeaderBytes: 16_384, maxHeaders: 100 }
-  const probes: Record<string, (args: string[]) => Promise<number>> = {
+  const probes: Record<string, (args: readonly string[]) => Promise<number>> = {
     'gateway/main.ts': () => status(createGatewayServer({ handle: unreachable, upgrade: unreachable, jwks: () => ({ keys: [] }), ready: async () => true, limits, draining: () => false, onRefused: () => {} })),
     'admin-api/main.ts': () => status(createAdminServer({ app: (_req, res) => void res.writeHead(500).end(), ready: async () => true, limits })),
     'examples/main.ts': async ([name]) => {

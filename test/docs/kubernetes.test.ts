@@ -135,7 +135,7 @@ t.test('every container runs as the image\'s non-root user on a read-only root f
       t.equal(c.securityContext?.allowPrivilegeEscalation, false, `${c.name}: no privilege escalation`)
       t.same(c.securityContext?.capabilities?.drop, ['ALL'], `${c.name}: drops every capability`)
       const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp')
-      t.ok(tmp && pod.volumes.find((v: { name: string; emptyDir?: object }) => v.name === tmp.name)?.emptyDir, `${c.name}: a writable /tmp (tsx's cache) on an emptyDir`)
+      t.ok(tmp && pod.volumes.find((v: { name: string; emptyDir?: object }) => v.name === tmp.name)?.emptyDir, `${c.name}: a writable /tmp on an emptyDir`)
     }
   }
 })

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
 import { testEnv } from './keygate.ts'
 
 export interface KeygateProcess {
@@ -9,9 +10,10 @@ export interface KeygateProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Starts `npm start`'s entry point as its own OS process and waits until it listens (its info log says where). */
+/** Starts the gateway's entry point (scripts/entry-points.ts, from the sources) as its own OS process and waits until it listens (its info log says where). */
 export function spawnKeygate(env: Record<string, string>, timeoutMs = 30_000): Promise<KeygateProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, entryArgs('gateway'), {
+    cwd: ROOT,
     env: { ...process.env, ...testEnv({ ...env, LOG_LEVEL: 'info' }) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
 import { call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { testRedisPrefix } from '../helpers/redis.ts'
@@ -10,7 +11,7 @@ import { testRedisPrefix } from '../helpers/redis.ts'
 /** Runs the CLI as an operator would, in its own process, with `stdin` piped in. */
 function cli(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/keygate.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env } })
+    const child = spawn(process.execPath, [...entryArgs('cli'), ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'silent', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => { stdout += d })

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { get } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
+import { runnableFile, ENTRY_POINTS } from '../../scripts/entry-points.ts'
 import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { spawnKeygate } from '../helpers/process.ts'
@@ -38,7 +39,7 @@ t.test('KEYGATE_WORKERS=2 runs two gateway processes on one port, sums their met
   await until('both workers', () => listening(kg.output) >= 2)
   // The primary's children that run the gateway (not, say, the TypeScript loader's esbuild service).
   const workers = () => execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(kg.pid)], { encoding: 'utf8' }).split('\n')
-    .filter((line) => line.includes('gateway/main.ts')).map((line) => Number(line.trim().split(/\s+/)[0]))
+    .filter((line) => line.includes(runnableFile(ENTRY_POINTS.gateway.file))).map((line) => Number(line.trim().split(/\s+/)[0]))
   t.equal(workers().length, 2, 'the primary has two worker processes')
 
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token, body: { name: 'w' } })).json.api_key

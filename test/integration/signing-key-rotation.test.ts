@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import t from 'tap'
+import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
 import { remoteKeySource, verifyIdentity } from '../../verify/index.ts'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
@@ -8,7 +9,7 @@ import { close, listen, routeFile } from '../helpers/upstreams.ts'
 
 function rotate(env: Record<string, string>): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/keygate.ts', 'signing-keys', 'rotate'], { env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [...entryArgs('cli'), 'signing-keys', 'rotate'], { cwd: ROOT, env: { ...process.env, ...env } })
     let out = ''
     child.stdout.on('data', (d) => { out += d })
     child.stderr.on('data', (d) => { out += d })

@@ -6,12 +6,12 @@ const byName = (members: ReturnType<typeof planFleet>) => new Map(members.map((m
 
 t.test('the fleet is the compose topology: an admin API, two demos and one gateway per port, each its own process', async (t) => {
   const members = planFleet(PORTS, {})
-  t.same(members.map((m) => [m.name, m.args.join(' ')]), [
-    ['admin-api', 'admin-api/main.ts'],
-    ['demo-conversations', 'examples/main.ts conversations'],
-    ['demo-documents', 'examples/main.ts documents'],
-    ['gateway-1', 'gateway/main.ts'],
-    ['gateway-2', 'gateway/main.ts'],
+  t.same(members.map((m) => [m.name, m.entry]), [
+    ['admin-api', 'admin-api'],
+    ['demo-conversations', 'demo-conversations'],
+    ['demo-documents', 'demo-documents'],
+    ['gateway-1', 'gateway'],
+    ['gateway-2', 'gateway'],
   ])
   t.same(members.map((m) => m.env.PORT), ['8010', '8011', '8012', '8001', '8002'], 'each listens on its own port')
   t.ok(members.every((m) => m.env.METRICS_PORT === '0'), 'metrics ports never collide: each process picks a free one')

@@ -1,0 +1,84 @@
+// @ts-check
+/**
+ * `npm run build`: compiles the directories tsconfig.build.json includes into dist/ (`tsc`, relative `./x.ts`
+ * imports rewritten to `./x.js`), copies every other file under them beside the output (the SQL migrations,
+ * which core/migrate.ts reads next to itself), then writes the stamp dist/.build-stamp.
+ *
+ * `node scripts/build.mjs --if-stale` (prestart, and the pre-script of every script that runs compiled code)
+ * builds only when the stamp is missing or older than a source file or a tsconfig, so `npm start` on a fresh
+ * clone, or after a `git pull`, runs what the sources say; otherwise it does nothing, quietly.
+ *
+ * Plain JavaScript on purpose: it runs before anything is compiled, and without tsx.
+ */
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const CONFIG = 'tsconfig.build.json'
+const DIST = join(ROOT, 'dist')
+export const STAMP = join(DIST, '.build-stamp')
+
+/** @returns {string[]} the directories the build compiles, relative to ROOT */
+function includedDirs() {
+  return /** @type {{ include: string[] }} */ (JSON.parse(readFileSync(join(ROOT, CONFIG), 'utf8'))).include
+}
+
+/** @param {string} dir @returns {string[]} every file under `dir` (absolute paths) */
+function filesUnder(dir) {
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+}
+
+/** @returns {string[]} every file the build reads: the included directories and the tsconfigs */
+function sources() {
+  return [...includedDirs().flatMap((d) => filesUnder(join(ROOT, d))), join(ROOT, 'tsconfig.json'), join(ROOT, CONFIG)]
+}
+
+/** @returns {string | undefined} why dist/ must be built again, or undefined when it is up to date */
+export function staleness() {
+  if (!existsSync(STAMP)) return 'dist/ has not been built'
+  const built = statSync(STAMP).mtimeMs
+  const newer = sources().find((f) => statSync(f).mtimeMs > built)
+  return newer ? `${relative(ROOT, newer)} changed since the last build` : undefined
+}
+
+export function build() {
+  let tsc
+  try {
+    tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  } catch {
+    throw new Error('the build needs the TypeScript compiler, a dev dependency: run `npm install` (without --omit=dev), then `npm run build`')
+  }
+  const result = spawnSync(process.execPath, [tsc, '-p', CONFIG], { cwd: ROOT, stdio: 'inherit' })
+  if (result.status !== 0) throw new Error(`tsc -p ${CONFIG} failed (exit ${result.status ?? result.signal})`)
+  let assets = 0
+  for (const file of includedDirs().flatMap((d) => filesUnder(join(ROOT, d)))) {
+    if (file.endsWith('.ts') || file.endsWith('.mjs')) continue
+    const target = join(DIST, relative(ROOT, file))
+    mkdirSync(dirname(target), { recursive: true })
+    copyFileSync(file, target)
+    assets++
+  }
+  writeFileSync(STAMP, `${new Date().toISOString()} node ${process.version}\n`)
+  return assets
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    if (process.argv.includes('--if-stale')) {
+      const why = staleness()
+      if (why) {
+        process.stderr.write(`keygate: building dist/ (${why})\n`)
+        build()
+      }
+    } else {
+      const assets = build()
+      process.stdout.write(`built dist/ (${assets} other files copied)\n`)
+    }
+  } catch (err) {
+    process.stderr.write(`keygate build: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  }
+}
