@@ -9,16 +9,18 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# `prepare` builds keygate/verify for npm consumers; the image does not need it.
+# The workspace package @keygate/verify (the gateway, the admin API and the demos import it) is built below.
+COPY packages/verify/package.json ./packages/verify/
 RUN npm ci --ignore-scripts
 COPY . .
-RUN npm run typecheck
+RUN npm run typecheck && npm run build:verify
 
 # --- runtime: production dependencies and the sources, as an unprivileged user -----------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json ./packages/verify/
 # tsx, which runs the TypeScript sources, is a production dependency. --ignore-scripts: `prepare` needs the
 # TypeScript compiler, a dev dependency, and builds nothing the image runs.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
@@ -29,7 +31,7 @@ COPY --from=build /app/config ./config
 COPY --from=build /app/core ./core
 COPY --from=build /app/examples ./examples
 COPY --from=build /app/gateway ./gateway
-COPY --from=build /app/verify ./verify
+COPY --from=build /app/packages/verify ./packages/verify
 # The embedded database's directory (used only without DATABASE_URL) must be writable by the app user.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -28,7 +28,7 @@ import { signingKeyStore, parseConfiguredKeys } from '../core/signing-key-store.
 import type { SigningKey } from '../core/signing-keys.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
 import { createDocumentService } from '../examples/demo-documents.ts'
-import { remoteKeySource, type KeySource } from '../verify/index.ts'
+import { remoteKeySource, type KeySource } from '@keygate/verify'
 import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
 import { createPipeline } from './pipeline.ts'

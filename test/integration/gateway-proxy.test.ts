@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
-import { verifyIdentity } from '../../verify/index.ts'
+import { verifyIdentity } from '@keygate/verify'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { echoServer, hangingServer, routeFile } from '../helpers/upstreams.ts'
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import t from 'tap'
-import { remoteKeySource, verifyIdentity } from '../../verify/index.ts'
+import { remoteKeySource, verifyIdentity } from '@keygate/verify'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { close, listen, routeFile } from '../helpers/upstreams.ts'
