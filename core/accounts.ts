@@ -118,6 +118,23 @@ export function accounts(deps: AccountDeps) {
     },
 
     /**
+     * Sets a password without the current one (an operator's reset, `keygate users set-password`). Like
+     * `changePassword`, ends every session of the user and revokes every API key, then announces them.
+     * @throws KeygateError NOT_FOUND
+     */
+    async replacePassword(userId: string, next: string, actor: Actor): Promise<{ sessions: number; keys: number }> {
+      if (!(await userStore.findById(db, userId))) throw new KeygateError('NOT_FOUND', 'no such user')
+      const hash = await hasher.hash(next)
+      const ended = await db.transaction(async (tx) => {
+        await userStore.setPassword(tx, userId, hash, now())
+        return { sessions: await sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now()), keys: await keyStore.revokeAllOfUser(tx, userId, now()) }
+      })
+      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: { replaced: true, sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
+      await publishAll(bus, [...ended.sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...ended.keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
+      return { sessions: ended.sessions.length, keys: ended.keys.length }
+    },
+
+    /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.
      * @throws KeygateError NOT_FOUND
      */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import t from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
@@ -130,7 +131,12 @@ routes:
   await t.test('the gateway publishes its keys, its health and its readiness', async (t) => {
     t.match(jwks, { keys: [{ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', kid: String }] })
     t.notOk('d' in jwks.keys[0], 'the private part is never published')
-    t.equal((await call(kg.url, 'GET', '/healthz')).status, 200)
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
+    const health = await call(kg.url, 'GET', '/healthz')
+    t.equal(health.status, 200)
+    t.same(health.json, { status: 'ok', version }, '/healthz tells the version')
+    const listening = kg.logs.map((l) => JSON.parse(l) as { msg: string; version?: string }).find((l) => l.msg === 'keygate listening')
+    t.equal(listening?.version, version, 'so does the listening line')
     t.equal((await call(kg.url, 'GET', '/readyz')).status, 200)
     const metrics = await fetch(`http://127.0.0.1:${kg.metricsPort}/metrics`).then((r) => r.text())
     t.match(metrics, /keygate_requests_total\{route="echo",method="GET",status_class="2xx",auth="api_key"\} \d+/)
