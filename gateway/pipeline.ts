@@ -61,9 +61,9 @@ const DISCARD_MAX_BYTES = 64 * 1024
  * and dropped, so the connection stays open and the client, still writing, never meets a reset before it
  * reads the answer.
  */
-function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode): ErrorCode {
+function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode, headers: Record<string, string> = {}): ErrorCode {
   if (!req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > DISCARD_MAX_BYTES)) res.shouldKeepAlive = false
-  sendProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
+  sendProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId, ...headers } })
   return code
 }
 
@@ -92,7 +92,9 @@ export function createPipeline(deps: PipelineDeps) {
       const router = deps.router()
       const route = router.match(path.path, method, req.headers.host)
       if (!route) {
-        failure = deny(req, res, requestId, 'ROUTE_NOT_FOUND')
+        // A path some route serves, asked with a method none of them accepts: 405 with what they accept.
+        const allowed = router.allowedMethods(path.path, req.headers.host)
+        failure = allowed.length ? deny(req, res, requestId, 'METHOD_NOT_ALLOWED', { allow: allowed.join(', ') }) : deny(req, res, requestId, 'ROUTE_NOT_FOUND')
         return
       }
       routeName = route.name

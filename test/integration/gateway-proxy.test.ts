@@ -32,6 +32,8 @@ routes:
   - { name: auth, prefix: /api/v1/auth, upstream: admin }
   - { name: echo, prefix: /echo, upstream: echo }
   - { name: echo-public, prefix: /public, upstream: echo, auth: public }
+  - { name: echo-read, prefix: /readonly, methods: [HEAD, GET], upstream: echo }
+  - { name: echo-upload, prefix: /readonly/upload, methods: [POST], upstream: echo }
   - { name: echo-optional, prefix: /optional, upstream: echo, auth: optional }
   - { name: echo-scoped, prefix: /scoped, upstream: echo, scopes: [documents:write] }
   - { name: slow, prefix: /slow, upstream: slow, timeout_ms: 300 }
@@ -117,6 +119,21 @@ routes:
     const missing = await call(kg.url, 'GET', '/echo')
     t.equal(missing.headers.get('www-authenticate'), 'Bearer', 'no credential: a bare Bearer challenge')
     t.equal(missing.json.detail, 'Authentication credentials required')
+  })
+
+  await t.test('a path a route serves, asked with a method none of its routes accepts, is 405 with Allow', async (t) => {
+    echo.seen.length = 0
+    for (const [path, allow] of [['/readonly/report', 'GET, HEAD'], ['/readonly/upload/x', 'GET, HEAD, POST']] as const) {
+      const res = await call(kg.url, 'DELETE', path, { token: key })
+      t.equal(res.status, 405, `DELETE ${path}`)
+      t.equal(res.json.code, 'METHOD_NOT_ALLOWED')
+      t.equal(res.headers.get('allow'), allow, 'Allow lists the methods of every route matching the path')
+      t.equal(res.headers.get('content-type'), 'application/problem+json')
+    }
+    t.equal((await call(kg.url, 'POST', '/readonly/report')).status, 405, 'before any credential is asked for')
+    t.equal(echo.seen.length, 0, 'nothing reached the upstream')
+    t.equal((await call(kg.url, 'GET', '/readonly/report', { token: key })).status, 200, 'an allowed method goes through')
+    t.equal((await call(kg.url, 'DELETE', '/nowhere', { token: key })).json.code, 'ROUTE_NOT_FOUND', 'a path no route serves stays 404')
   })
 
   await t.test('a request id is generated when absent and kept when given', async (t) => {
