@@ -6,8 +6,9 @@ import { COMMANDS, type Command, type Io } from './commands.ts'
 import { withDatabase } from './database.ts'
 
 /**
- * The operator's CLI (a composition root like gateway/main.ts; `keygate.ts` runs it). It reads its settings through the gateway's
- * own loader (config/load.ts), so it opens the database the gateway opens; it says on stderr which one.
+ * The operator's CLI (a composition root like gateway/main.ts; `keygate.ts` runs it). It reads its settings
+ * through the gateway's own loader (config/load.ts), so it opens the database the gateway opens; it says on
+ * stderr which one.
  * Revocations go out on the gateways' own transport (Redis pub/sub with REDIS_URL, else LISTEN/NOTIFY on a
  * PostgreSQL server), so running gateways drop them at once. Passwords are never taken from argv (they would
  * land in shell history and `ps`). Exit status: 0 done, 1 refused, 2 a mistake in the command line.
