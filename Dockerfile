@@ -11,7 +11,8 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# `prepare` builds keygate/verify for npm consumers; the image does not need it.
+# The workspace package @keygate/verify (the gateway, the admin API and the demos import it) is built below.
+COPY packages/verify/package.json ./packages/verify/
 RUN npm ci --ignore-scripts
 COPY . .
 RUN npm run typecheck && npm run build
@@ -21,6 +22,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json ./packages/verify/
 # No dev dependency (tsx, the TypeScript compiler): the image runs what the build stage compiled.
 # --ignore-scripts: `prepare` needs the TypeScript compiler and builds nothing the image runs.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
@@ -28,6 +30,8 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # the working directory (KEYGATE_CONFIG).
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config
+# The workspace package @keygate/verify, built in the build stage (the compiled code imports it).
+COPY --from=build /app/packages/verify ./packages/verify
 # The embedded database's directory (used only without DATABASE_URL) must be writable by the app user.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express'
-import { verifyIdentity, type KeygateIdentity, type VerifyIdentityOptions } from '../verify/index.ts'
+import { verifyIdentity, type KeygateIdentity, type VerifyIdentityOptions } from '@keygate/verify'
 import { sendError } from './http.ts'
 
 /** `aud` of the identities the gateway signs for the admin API: its upstream name in the route file. */

@@ -89,7 +89,7 @@ const milliseconds = (max: number) => {
   const range = `expected milliseconds as a whole number from 1 to ${max}`
   return z.coerce.number({ error: 'expected milliseconds as a number' }).int({ error: range }).positive({ error: range }).max(max, { error: range })
 }
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 const AUTH_MODES = ['public', 'optional', 'required'] as const
 
 export const upstreamSchema = z.strictObject({

@@ -137,6 +137,23 @@ export function accounts(deps: AccountDeps) {
     },
 
     /**
+     * Sets a password without the current one (an operator's reset, `keygate users set-password`). Like
+     * `changePassword`, ends every session of the user and revokes every API key, then announces them.
+     * @throws KeygateError NOT_FOUND
+     */
+    async replacePassword(userId: string, next: string, actor: Actor): Promise<{ sessions: number; keys: number }> {
+      if (!(await userStore.findById(db, userId))) throw new KeygateError('NOT_FOUND', 'no such user')
+      const hash = await hasher.hash(next)
+      const ended = await publisher.commit(async (tx, announce) => {
+        await userStore.setPassword(tx, userId, hash, now())
+        const ended = await endAllOf(tx, announce, userId, 'password_changed')
+        await auditStore.record(tx, { event: 'password.changed', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: { replaced: true, ...ended } }, now())
+        return ended
+      })
+      return { sessions: ended.sessions_ended, keys: ended.keys_revoked }
+    },
+
+    /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.
      * @throws KeygateError NOT_FOUND, INVALIDATION_FAILED (deactivated, but not every instance was told yet)
      */

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed', detail: 'A route matches this path, but not this method; the Allow header lists the methods it accepts' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
   WEBSOCKET_METHOD_INVALID: { status: 400, title: 'Bad Request', detail: 'A WebSocket upgrade must be a GET request' },
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },

@@ -1,8 +1,8 @@
 import { createServer, type Server, type ServerResponse } from 'node:http'
-import { requireIdentity, type IdentifiedRequest, type VerifyIdentityOptions } from '../verify/index.ts'
+import { requireIdentity, type IdentifiedRequest, type VerifyIdentityOptions } from '@keygate/verify'
 
 /**
- * Demo conversation service: trusts only the identity Keygate injects, through `keygate/verify`.
+ * Demo conversation service: trusts only the identity Keygate injects, through `@keygate/verify`.
  *   GET /api/v1/conversations[/]            → the caller's conversations and the identity it verified
  *   GET /api/v1/conversations/{id}/streaming → a few server-sent events, one every `eventIntervalMs`
  */

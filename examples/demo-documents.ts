@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import busboy from 'busboy'
-import { requireIdentity, type IdentifiedRequest, type VerifyIdentityOptions } from '../verify/index.ts'
+import { requireIdentity, type IdentifiedRequest, type VerifyIdentityOptions } from '@keygate/verify'
 
 /**
  * Demo document service: `POST /api/v1/documents` takes a multipart upload (`-F file=@x.pdf`) or a raw body

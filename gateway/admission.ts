@@ -46,7 +46,13 @@ export interface Admitted {
 }
 
 /** A refusal; `route` is set when the request got that far (for the access line and metrics). */
-export type Refused = { readonly ok: false; readonly code: ErrorCode; readonly route: Route | undefined }
+export type Refused = {
+  readonly ok: false
+  readonly code: ErrorCode
+  readonly route: Route | undefined
+  /** With METHOD_NOT_ALLOWED: the methods the routes serving this path accept (the `Allow` header). */
+  readonly allow?: readonly string[]
+}
 
 /**
  * What a transport checks once the route is known, before any credential is looked at (a route that takes no
@@ -70,7 +76,11 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       const credential = extractCredential(req)
       const router = deps.router()
       const route = router.match(path.path, method, req.headers.host)
-      if (!route) return refused('ROUTE_NOT_FOUND')
+      if (!route) {
+        // A path some route serves, asked with a method none of them accepts: 405 with what they accept.
+        const allow = router.allowedMethods(path.path, req.headers.host)
+        return allow.length ? { ok: false, code: 'METHOD_NOT_ALLOWED', route: undefined, allow } : refused('ROUTE_NOT_FOUND')
+      }
       const denial = check?.(route, context)
       if (denial) return refused(denial, route)
       // Stage 4 inline (not a helper awaited in turn): one await per request for the lookup, none without one.

@@ -11,7 +11,7 @@ import type { IdentitySigner } from '../core/identity-signer.ts'
 import type { Logger } from '../core/logger.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
 import { createDocumentService } from '../examples/demo-documents.ts'
-import { remoteKeySource, type KeySource } from '../verify/index.ts'
+import { remoteKeySource, type KeySource } from '@keygate/verify'
 
 /**
  * The services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs: the

@@ -43,6 +43,7 @@ import { identityStamper } from './stage-sign-identity.ts'
 import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
 import { stopOnSignals } from '../core/signals.ts'
+import { VERSION } from '../core/version.ts'
 
 /** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
 export interface RunningKeygate {
@@ -167,7 +168,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     const { reload } = routeReloader({ filePath: config.filePath, rawEnv, internal, apply: (next) => { router = createRouter(next) }, logger, watch: env.KEYGATE_CONFIG_WATCH, cleanups })
 
     const url = `http://127.0.0.1:${port}`
-    logger.info('keygate listening', { url: `http://${env.HOST}:${port}`, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
+    logger.info('keygate listening', { version: VERSION, url: `http://${env.HOST}:${port}`, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
     let closing: Promise<void> | undefined
     return {
       url,

@@ -51,9 +51,9 @@ const DISCARD_MAX_BYTES = TUNABLES.http.discardMaxBytes
  * and dropped, so the connection stays open and the client, still writing, never meets a reset before it
  * reads the answer.
  */
-function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode): ErrorCode {
+function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode, headers: Record<string, string> = {}): ErrorCode {
   if (!req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > DISCARD_MAX_BYTES)) res.shouldKeepAlive = false
-  writeProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId } })
+  writeProblem(res, code, { instance: requestId, headers: { 'x-request-id': requestId, ...headers } })
   return code
 }
 
@@ -84,7 +84,7 @@ export function createPipeline(deps: PipelineDeps) {
       const admitted = await admission.admit(req, method, takeSlot, res)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
-        failure = deny(req, res, requestId, admitted.code)
+        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : undefined)
         return
       }
       const { route, router, credential } = admitted

@@ -1,4 +1,4 @@
-import { routeSchema, type FileConfig, type RouteConfig } from '../config/schema.ts'
+import { METHODS, routeSchema, type FileConfig, type RouteConfig } from '../config/schema.ts'
 
 /** A route ready to serve: its upstream resolved to origins, its audience decided. */
 export interface Route extends RouteConfig {
@@ -15,6 +15,12 @@ export interface Router {
    * the two routes wins, so no upstream can serve a request as a better-protected route than it was admitted by.
    */
   match(path: string, method: string, host?: string): Route | undefined
+  /**
+   * The methods some route accepts for this path and Host header, in the file schema's order: what a request
+   * that `match` refused for its method may use instead (the `Allow` of a 405). Empty when no route's prefix
+   * and host match at all.
+   */
+  allowedMethods(path: string, host?: string): string[]
   /** The next origin of the route, in turn. */
   origin(route: Route): string
   readonly routes: readonly Route[]
@@ -86,6 +92,16 @@ export function createRouter(routes: readonly Route[]): Router {
     match(path, method, host) {
       const route = find(path, method, host)
       return path.includes(';') ? stricter(route, find(withoutPathParameters(path), method, host)) : route
+    },
+    allowedMethods(path, host) {
+      const allowed = new Set<string>()
+      for (const p of path.includes(';') ? [path, withoutPathParameters(path)] : [path]) {
+        const lower = p.toLowerCase()
+        for (const r of ordered) {
+          if (matchesPrefix(r.case_sensitive ? p : lower, prefixes.get(r)!) && matchesHost(r.host, host)) for (const m of r.methods ?? METHODS) allowed.add(m)
+        }
+      }
+      return METHODS.filter((m) => allowed.has(m))
     },
     origin(route) {
       if (route.origins.length === 1) return route.origins[0]!

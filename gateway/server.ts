@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { answerClientErrors, refuseConnection, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
 import { writeProblem } from '../core/problem.ts'
+import { VERSION } from '../core/version.ts'
 
 /**
  * The gateway's HTTP server: its own endpoints (`/healthz`, `/readyz`, `/.well-known/jwks.json`) and, for
@@ -39,7 +40,7 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
     }
     const url = req.url ?? '/'
     if (req.method === 'GET' || req.method === 'HEAD') {
-      if (url === '/healthz') return json(res, 200, { status: 'ok' })
+      if (url === '/healthz') return json(res, 200, { status: 'ok', version: VERSION })
       if (url === '/readyz') {
         deps.ready().then(
           (ok) => (ok ? json(res, 200, { status: 'ready' }) : writeProblem(res, 'NOT_READY')),

@@ -18,6 +18,12 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CONFIG = 'tsconfig.build.json'
+/**
+ * The workspace package the compiled code imports (`@keygate/verify`): built first, by its own tsconfig.
+ * tsconfig.build.json clears `paths`, so the gateway's build resolves it through node_modules to that build.
+ */
+const VERIFY_CONFIG = 'packages/verify/tsconfig.build.json'
+const VERIFY_SOURCES = 'packages/verify/src'
 const DIST = join(ROOT, 'dist')
 export const STAMP = join(DIST, '.build-stamp')
 
@@ -33,7 +39,7 @@ function filesUnder(dir) {
 
 /** @returns {string[]} every file the build reads: the included directories and the tsconfigs */
 function sources() {
-  return [...includedDirs().flatMap((d) => filesUnder(join(ROOT, d))), join(ROOT, 'tsconfig.json'), join(ROOT, CONFIG)]
+  return [...[...includedDirs(), VERIFY_SOURCES].flatMap((d) => filesUnder(join(ROOT, d))), join(ROOT, 'tsconfig.json'), join(ROOT, CONFIG), join(ROOT, VERIFY_CONFIG)]
 }
 
 /** @returns {string | undefined} why dist/ must be built again, or undefined when it is up to date */
@@ -51,8 +57,10 @@ export function build() {
   } catch {
     throw new Error('the build needs the TypeScript compiler, a dev dependency: run `npm install` (without --omit=dev), then `npm run build`')
   }
-  const result = spawnSync(process.execPath, [tsc, '-p', CONFIG], { cwd: ROOT, stdio: 'inherit' })
-  if (result.status !== 0) throw new Error(`tsc -p ${CONFIG} failed (exit ${result.status ?? result.signal})`)
+  for (const config of [VERIFY_CONFIG, CONFIG]) {
+    const result = spawnSync(process.execPath, [tsc, '-p', config], { cwd: ROOT, stdio: 'inherit' })
+    if (result.status !== 0) throw new Error(`tsc -p ${config} failed (exit ${result.status ?? result.signal})`)
+  }
   let assets = 0
   for (const file of includedDirs().flatMap((d) => filesUnder(join(ROOT, d)))) {
     if (file.endsWith('.ts') || file.endsWith('.mjs')) continue

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
 import { manualClock } from '../../core/clock.ts'
-import { verifyIdentity } from '../../verify/index.ts'
+import { verifyIdentity } from '@keygate/verify'
 import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
 import { echoGateway } from '../helpers/echo-gateway.ts'

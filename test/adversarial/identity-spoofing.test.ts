@@ -1,5 +1,5 @@
 import t from 'tap'
-import { verifyIdentity } from '../../verify/index.ts'
+import { verifyIdentity } from '@keygate/verify'
 import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { leakedSecrets, rawExchange, statusAndCode } from '../helpers/raw-http.ts'
 import { echoGateway } from '../helpers/echo-gateway.ts'

@@ -21,6 +21,7 @@ const forwarded = (url: string): Outcome => ({ forwardedAs: url })
 const INVALID = refused(400, 'PATH_INVALID')
 const MALFORMED = refused(400, 'REQUEST_MALFORMED')
 const NO_ROUTE = refused(404, 'ROUTE_NOT_FOUND')
+const NOT_ALLOWED = refused(405, 'METHOD_NOT_ALLOWED')
 const NEEDS_AUTH = refused(401, 'AUTH_REQUIRED')
 
 const DOT_SEGMENTS: Row[] = [
@@ -181,9 +182,9 @@ const OVERRIDE_ROUTES = ['/reports', '/public'] as const
 
 // Methods a GET-only route does not admit, whatever an override header claims.
 const METHODS: Row[] = [
-  ['DELETE on a GET-only route', '/reports', NO_ROUTE, { method: 'DELETE', withKey: true }],
-  ['POST claiming to be a GET', '/reports', NO_ROUTE, { method: 'POST', headers: ['X-HTTP-Method-Override: GET', 'Content-Length: 0'], withKey: true }],
-  ['PUT claiming to be a GET', '/reports', NO_ROUTE, { method: 'PUT', headers: ['X-Method-Override: GET', 'Content-Length: 0'], withKey: true }],
+  ['DELETE on a GET-only route', '/reports', NOT_ALLOWED, { method: 'DELETE', withKey: true }],
+  ['POST claiming to be a GET', '/reports', NOT_ALLOWED, { method: 'POST', headers: ['X-HTTP-Method-Override: GET', 'Content-Length: 0'], withKey: true }],
+  ['PUT claiming to be a GET', '/reports', NOT_ALLOWED, { method: 'PUT', headers: ['X-Method-Override: GET', 'Content-Length: 0'], withKey: true }],
   ['POST to the public GET-only health route', '/admin/health', NEEDS_AUTH, { method: 'POST', headers: ['X-HTTP-Method-Override: GET', 'Content-Length: 0'] }],
 ]
 

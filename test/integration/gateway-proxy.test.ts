@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import t from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
-import { verifyIdentity } from '../../verify/index.ts'
+import { verifyIdentity } from '@keygate/verify'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { echoServer, hangingServer, routeFile } from '../helpers/upstreams.ts'
 
@@ -31,6 +32,8 @@ routes:
   - { name: auth, prefix: /api/v1/auth, upstream: admin }
   - { name: echo, prefix: /echo, upstream: echo }
   - { name: echo-public, prefix: /public, upstream: echo, auth: public }
+  - { name: echo-read, prefix: /readonly, methods: [HEAD, GET], upstream: echo }
+  - { name: echo-upload, prefix: /readonly/upload, methods: [POST], upstream: echo }
   - { name: echo-optional, prefix: /optional, upstream: echo, auth: optional }
   - { name: echo-scoped, prefix: /scoped, upstream: echo, scopes: [documents:write] }
   - { name: slow, prefix: /slow, upstream: slow, timeout_ms: 300 }
@@ -118,6 +121,21 @@ routes:
     t.equal(missing.json.detail, 'Authentication credentials required')
   })
 
+  await t.test('a path a route serves, asked with a method none of its routes accepts, is 405 with Allow', async (t) => {
+    echo.seen.length = 0
+    for (const [path, allow] of [['/readonly/report', 'GET, HEAD'], ['/readonly/upload/x', 'GET, HEAD, POST']] as const) {
+      const res = await call(kg.url, 'DELETE', path, { token: key })
+      t.equal(res.status, 405, `DELETE ${path}`)
+      t.equal(res.json.code, 'METHOD_NOT_ALLOWED')
+      t.equal(res.headers.get('allow'), allow, 'Allow lists the methods of every route matching the path')
+      t.equal(res.headers.get('content-type'), 'application/problem+json')
+    }
+    t.equal((await call(kg.url, 'POST', '/readonly/report')).status, 405, 'before any credential is asked for')
+    t.equal(echo.seen.length, 0, 'nothing reached the upstream')
+    t.equal((await call(kg.url, 'GET', '/readonly/report', { token: key })).status, 200, 'an allowed method goes through')
+    t.equal((await call(kg.url, 'DELETE', '/nowhere', { token: key })).json.code, 'ROUTE_NOT_FOUND', 'a path no route serves stays 404')
+  })
+
   await t.test('a request id is generated when absent and kept when given', async (t) => {
     echo.seen.length = 0
     const given = await call(kg.url, 'GET', '/public', { headers: { 'x-request-id': 'abc-123' } })
@@ -130,7 +148,12 @@ routes:
   await t.test('the gateway publishes its keys, its health and its readiness', async (t) => {
     t.match(jwks, { keys: [{ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', kid: String }] })
     t.notOk('d' in jwks.keys[0], 'the private part is never published')
-    t.equal((await call(kg.url, 'GET', '/healthz')).status, 200)
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
+    const health = await call(kg.url, 'GET', '/healthz')
+    t.equal(health.status, 200)
+    t.same(health.json, { status: 'ok', version }, '/healthz tells the version')
+    const listening = kg.logs.map((l) => JSON.parse(l) as { msg: string; version?: string }).find((l) => l.msg === 'keygate listening')
+    t.equal(listening?.version, version, 'so does the listening line')
     t.equal((await call(kg.url, 'GET', '/readyz')).status, 200)
     const metrics = await fetch(`http://127.0.0.1:${kg.metricsPort}/metrics`).then((r) => r.text())
     t.match(metrics, /keygate_requests_total\{route="echo",method="GET",status_class="2xx",auth="api_key"\} \d+/)

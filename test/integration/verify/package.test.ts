@@ -4,12 +4,12 @@ import { BOOTSTRAP, call, keygateOnPostgres } from '../../helpers/keygate.ts'
 import { routeFile } from '../../helpers/upstreams.ts'
 
 /**
- * What an upstream team does: plain Node (no TypeScript loader), `import { requireIdentity } from 'keygate/verify'`,
+ * What an upstream team does: plain Node (no TypeScript loader), `import { requireIdentity } from '@keygate/verify'`,
  * an Express app, the gateway's JWKS URL. Runs as its own process.
  */
 const SERVICE = `
 import express from 'express'
-import { requireIdentity } from 'keygate/verify'
+import { requireIdentity } from '@keygate/verify'
 const app = express()
 app.use(requireIdentity({ jwksUrl: process.env.JWKS_URL, audience: 'plain', issuer: 'keygate' }))
 app.get('/plain/whoami', (req, res) => res.json({ user: req.identity.username, auth: req.identity.auth, key: req.identity.keyId }))

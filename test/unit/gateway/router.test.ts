@@ -58,6 +58,23 @@ t.test('with no matching prefix or method there is no route', async (t) => {
   t.equal(only.match('/elsewhere', 'POST'), undefined)
 })
 
+t.test('the methods allowed at a path are those of every route whose prefix and host match it', async (t) => {
+  const r = createRouter([
+    route('reports', '/reports', { methods: ['HEAD', 'GET'] }),
+    route('reports-upload', '/reports/upload', { methods: ['POST'] }),
+    route('reports-admin', '/reports', { methods: ['DELETE'], host: 'admin.example.com' }),
+    route('secret', '/Secret', { methods: ['PUT'], case_sensitive: true }),
+  ])
+  t.equal(r.match('/reports/1', 'POST'), undefined)
+  t.same(r.allowedMethods('/reports/1'), ['GET', 'HEAD'], 'in the schema\'s order, whatever the file\'s')
+  t.same(r.allowedMethods('/REPORTS/upload/x'), ['GET', 'HEAD', 'POST'], 'a longer prefix adds its methods; matched as match() does')
+  t.same(r.allowedMethods('/reports', 'admin.example.com:8443'), ['GET', 'HEAD', 'DELETE'], 'a route of another host only for that host')
+  t.same(r.allowedMethods('/reports;x=1/upload'), ['GET', 'HEAD', 'POST'], 'with and without ;parameters, as match() reads the path')
+  t.same(r.allowedMethods('/elsewhere'), [], 'no route at all')
+  t.same(r.allowedMethods('/secret'), [], 'case_sensitive routes only in their case')
+  t.same(r.allowedMethods('/Secret'), ['PUT'])
+})
+
 t.test('a root prefix matches every path but loses to any longer one', async (t) => {
   const withRoot = createRouter([route('root', '/'), route('docs', '/docs')])
   t.equal(withRoot.match('/anything/at/all', 'GET')?.name, 'root')

@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { generateSigningKeyPem, loadSigningKey } from '../../../core/signing-keys.ts'
-import { JwksUnavailableError, remoteKeySource, type PublicJwk } from '../../../verify/jwks-source.ts'
+import { JwksUnavailableError, remoteKeySource, type PublicJwk } from '../src/jwks-source.ts'
+import { generateKey } from './signer.ts'
 
-const first = loadSigningKey(generateSigningKeyPem('EdDSA'))
-const second = loadSigningKey(generateSigningKeyPem('ES256'))
+const first = generateKey('EdDSA')
+const second = generateKey('ES256')
 
 /** A tiny JWKS endpoint on 127.0.0.1 whose answer the test changes; counts requests. */
 async function jwksServer(t: Test) {

@@ -1,14 +1,12 @@
 import t from 'tap'
 import { createHmac, createPublicKey, sign as cryptoSign } from 'node:crypto'
-import { manualClock } from '../../../core/clock.ts'
-import { identitySigner, type IdentityInput } from '../../../core/identity-signer.ts'
-import { generateSigningKeyPem, loadSigningKey, type SigningKey } from '../../../core/signing-keys.ts'
-import { JwksUnavailableError, type KeySource } from '../../../verify/jwks-source.ts'
-import { verifyIdentity, type VerifyIdentityOptions } from '../../../verify/verify-identity.ts'
+import { JwksUnavailableError, type KeySource } from '../src/jwks-source.ts'
+import { verifyIdentity, type VerifyIdentityOptions } from '../src/verify-identity.ts'
+import { generateKey, identitySigner, manualClock, type IdentityInput, type SigningKey } from './signer.ts'
 
 const INPUT: IdentityInput = { aud: 'documents', sub: 'user-1', username: 'alice', auth: 'jwt', sid: 'session-1', scopes: ['*'] }
-const ed = loadSigningKey(generateSigningKeyPem('EdDSA'))
-const es = loadSigningKey(generateSigningKeyPem('ES256'))
+const ed = generateKey('EdDSA')
+const es = generateKey('ES256')
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
 const decode = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>
 
@@ -78,7 +76,7 @@ t.test('a bad signature or a tampered payload is IDENTITY_SIGNATURE_INVALID', as
 
 t.test('a kid that is not in the key set is IDENTITY_KEY_UNKNOWN', async (t) => {
   const { options } = setup()
-  const stranger = identitySigner({ keys: [loadSigningKey(generateSigningKeyPem('EdDSA'))], issuer: 'keygate', ttlSec: 60, clock: manualClock() })
+  const stranger = identitySigner({ keys: [generateKey('EdDSA')], issuer: 'keygate', ttlSec: 60, clock: manualClock() })
   t.same(await verifyIdentity(stranger.sign(INPUT).value, options()), { ok: false, code: 'IDENTITY_KEY_UNKNOWN' })
   const [, p, s] = stranger.sign(INPUT).value.split('.') as [string, string, string]
   t.same(await verifyIdentity(`${b64({ alg: 'EdDSA', typ: 'JWT' })}.${p}.${s}`, options()), { ok: false, code: 'IDENTITY_KEY_UNKNOWN' }, 'no kid at all')
@@ -178,7 +176,7 @@ t.test('a key set that cannot be loaded is IDENTITY_KEYS_UNAVAILABLE, not a reje
 })
 
 t.test('a request-bound identity verifies only for its method and path prefix', async (t) => {
-  const key = loadSigningKey(generateSigningKeyPem('EdDSA'))
+  const key = generateKey('EdDSA')
   const clock = manualClock()
   const signer = identitySigner({ keys: [key], issuer: 'keygate', ttlSec: 60, clock })
   const { value } = signer.sign({ aud: 'documents', sub: 'u1', username: 'alice', auth: 'jwt', scopes: ['*'], htm: 'POST', htp: '/api/v1/documents' })

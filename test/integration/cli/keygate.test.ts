@@ -1,53 +1,11 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
-import { call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
-import { testSchema } from '../helpers/postgres.ts'
-import { testRedisPrefix } from '../helpers/redis.ts'
-
-/** Runs the CLI as an operator would, in its own process, with `stdin` piped in. */
-function cli(args: string[], env: Record<string, string>, stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...entryArgs('cli'), ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'silent', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
-}
-
-t.test('on the embedded database: users are created from stdin, and the gateway sees them after start', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'keygate-cli-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const env = { KEYGATE_DATA_DIR: dir }
-  const created = await cli(['users', 'create', '--username', 'erin'], env, 'erin password\n')
-  t.equal(created.code, 0, created.stderr)
-  t.match(created.stdout, /created user erin/)
-  t.notMatch(created.stdout + created.stderr, /erin password/, 'the password is never echoed')
-  const dup = await cli(['users', 'create', '--username', 'ERIN'], env, 'another password\n')
-  t.equal(dup.code, 1)
-  t.match(dup.stderr, /already exists/)
-  const short = await cli(['users', 'create', '--username', 'frank'], env, 'short\n')
-  t.equal(short.code, 1, 'a password under 8 characters is refused')
-  t.match(short.stderr, /password/)
-  const usage = await cli(['users', 'create', '--username', 'gina', '--password', 'on-argv'], env)
-  t.not(usage.code, 0, 'a password on argv is not an option')
-
-  const kg = await keygateOnPglite({ KEYGATE_BOOTSTRAP_USERNAME: '', KEYGATE_BOOTSTRAP_PASSWORD: '' }, dir)
-  const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'erin password' } })
-  t.equal(login.status, 200, 'the user logs in through the gateway')
-  const locked = await cli(['users', 'list'], env)
-  t.equal(locked.code, 1, 'the CLI refuses a data directory the gateway holds')
-  t.match(locked.stderr, /in use by process/)
-  await kg.close()
-  const listed = await cli(['users', 'list'], env)
-  t.match(listed.stdout, /erin/)
-})
+import { cli } from '../../helpers/cli.ts'
+import { call, keygateOnPostgres } from '../../helpers/keygate.ts'
+import { testSchema } from '../../helpers/postgres.ts'
+import { testRedisPrefix } from '../../helpers/redis.ts'
 
 /** Revocations by the CLI reach a running gateway over the transport `transport` sets up (LISTEN/NOTIFY or Redis). */
 async function revokedByCli(t: Test, transport: Record<string, string>) {
