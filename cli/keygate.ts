@@ -23,7 +23,7 @@ import { readSecret } from './read-secret.ts'
 
 /**
  * The operator's CLI (a composition root like gateway/main.ts), on the same database settings as the gateway:
- *   users create --username NAME [--email E] [--full-name N] [--superuser]   password from a prompt or stdin
+ *   users create --username NAME --email E [--full-name N] [--superuser]   password from a prompt or stdin
  *   users list | deactivate --username N | activate --username N
  *   keys list --username N | revoke --username N --id ID
  *   signing-keys list | rotate
@@ -33,7 +33,7 @@ import { readSecret } from './read-secret.ts'
  * Passwords are never taken from argv (they would land in shell history and `ps`).
  */
 const USAGE = `usage:
-  npm run keygate -- users create --username NAME [--email EMAIL] [--full-name NAME] [--superuser]
+  npm run keygate -- users create --username NAME --email EMAIL [--full-name NAME] [--superuser]
   npm run keygate -- users list
   npm run keygate -- users deactivate --username NAME
   npm run keygate -- users activate --username NAME
@@ -102,13 +102,13 @@ async function main(argv: string[]): Promise<void> {
   }
   if (group === 'users' && command === 'create') {
     const { values } = parseArgs({ args: rest, options: { username: { type: 'string' }, email: { type: 'string' }, 'full-name': { type: 'string' }, superuser: { type: 'boolean' } }, strict: true })
-    if (!values.username) fail(USAGE)
+    if (!values.username || !values.email) fail(USAGE)
     const password = await readSecret('Password: ', { confirm: 'Repeat password: ' })
     const input = CreateUserRequest.safeParse({ username: values.username, password, email: values.email, full_name: values['full-name'], is_superuser: values.superuser })
     if (!input.success) fail(input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 1)
     await withDatabase(async ({ accounts: acc }) => {
       const d = input.data
-      const user = await acc.createUser({ username: d.username, password: d.password, email: d.email, fullName: d.full_name, isSuperuser: d.is_superuser }, { address: 'cli' })
+      const user = await acc.createUser({ username: d.username, password: d.password, email: d.email, profile: { full_name: d.full_name }, isSuperuser: d.is_superuser }, { address: 'cli' })
       process.stdout.write(`created user ${user.username} (${user.id})${user.is_superuser ? ' as superuser' : ''}\n`)
     })
     return

@@ -7,7 +7,7 @@ import type { PasswordHasher } from './password.ts'
 import { sessionStore } from './session-store.ts'
 import { hashRefreshToken, type TokenService } from './tokens.ts'
 import { auditStore } from './audit-store.ts'
-import { userStore, type User } from './user-store.ts'
+import { userStore, type User, type UserProfile } from './user-store.ts'
 
 /**
  * Accounts and login sessions: what the admin API and the CLI do to users. Every write that removes access
@@ -34,6 +34,13 @@ export interface TokenPair {
 /** Who asked and from where: recorded in the audit trail. */
 export interface Actor { userId?: string | null; address?: string | null }
 
+/** How a password replacement ends access: which session survives, whether API keys go too, what is audited. */
+export interface ReplacePasswordOptions {
+  keepSessionId: string | null
+  revokeKeys: boolean
+  event: 'password.changed' | 'password.reset' | 'password.set'
+}
+
 export function accounts(deps: AccountDeps) {
   const { db, clock, hasher, tokens, bus } = deps
   const now = () => new Date(clock.now())
@@ -46,11 +53,26 @@ export function accounts(deps: AccountDeps) {
     return { access_token: access.token, refresh_token: refresh.token, token_type: 'bearer', expires_in: access.expiresIn }
   }
 
+  /**
+   * Replaces a user's password hash and ends access as `options` say, in one transaction; then audits and
+   * publishes the invalidations. Password change, reset and a superuser's set-password all come through here.
+   */
+  async function replacePassword(userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<void> {
+    const ended = await db.transaction(async (tx) => {
+      await userStore.setPassword(tx, userId, newHash, now())
+      const sessions = await sessionStore.revokeAllOfUser(tx, userId, options.event.replace('.', '_'), now(), options.keepSessionId ?? undefined)
+      const keys = options.revokeKeys ? await keyStore.revokeAllOfUser(tx, userId, now()) : []
+      return { sessions, keys }
+    })
+    await auditStore.record(db, { event: options.event, actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: { sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
+    await publishAll(bus, [...ended.sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...ended.keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
+  }
+
   return {
     /** @throws KeygateError USER_EXISTS */
-    async createUser(input: { username: string; password: string; email?: string | null; fullName?: string | null; isSuperuser?: boolean }, actor: Actor = {}): Promise<User> {
+    async createUser(input: { username: string; password: string; email: string; profile?: Partial<UserProfile>; isSuperuser?: boolean }, actor: Actor = {}): Promise<User> {
       const passwordHash = await hasher.hash(input.password)
-      const user = await userStore.create(db, { username: input.username, email: input.email, fullName: input.fullName, passwordHash, isSuperuser: input.isSuperuser }, now())
+      const user = await userStore.create(db, { username: input.username, email: input.email, profile: input.profile, passwordHash, isSuperuser: input.isSuperuser }, now())
       await auditStore.record(db, { event: 'user.created', actorUserId: actor.userId ?? null, subjectUserId: user.id, clientAddress: actor.address }, now())
       return user
     },
@@ -59,7 +81,7 @@ export function accounts(deps: AccountDeps) {
      * Checks a password login. Unknown user, wrong password and inactive user all return null after the same
      * work (one scrypt), so neither the answer nor its timing tells them apart.
      */
-    async login(login: { username?: string; email?: string }, password: string, actor: Actor): Promise<{ user: User; tokens: TokenPair } | null> {
+    async login(login: { username: string } | { email: string }, password: string, actor: Actor): Promise<{ user: User; tokens: TokenPair } | null> {
       const found = await userStore.findForLogin(db, login)
       const ok = found ? await hasher.verify(password, found.password_hash) : await hasher.verifyDummy(password)
       if (!found || !ok || !found.is_active) {
@@ -102,20 +124,22 @@ export function accounts(deps: AccountDeps) {
      * whoever knew the old password may have minted keys with it.
      */
     async changePassword(userId: string, current: string, next: string, keepSessionId: string | null, actor: Actor): Promise<boolean> {
-      const user = await userStore.findById(db, userId)
-      const withHash = user ? await userStore.findForLogin(db, { username: user.username }) : null
-      if (!withHash || !(await hasher.verify(current, withHash.password_hash))) return false
-      const hash = await hasher.hash(next)
-      const ended = await db.transaction(async (tx) => {
-        await userStore.setPassword(tx, userId, hash, now())
-        const sessions = await sessionStore.revokeAllOfUser(tx, userId, 'password_changed', now(), keepSessionId ?? undefined)
-        const keys = await keyStore.revokeAllOfUser(tx, userId, now())
-        return { sessions, keys }
-      })
-      await auditStore.record(db, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: { sessions_ended: ended.sessions.length, keys_revoked: ended.keys.length } }, now())
-      await publishAll(bus, [...ended.sessions.map((sessionId) => ({ kind: 'session' as const, sessionId })), ...ended.keys.map((keyHash) => ({ kind: 'key' as const, keyHash }))])
+      const stored = await userStore.passwordHash(db, userId)
+      if (stored === null || !(await hasher.verify(current, stored))) return false
+      await replacePassword(userId, await hasher.hash(next), { keepSessionId, revokeKeys: true, event: 'password.changed' }, actor)
       return true
     },
+
+    /**
+     * A superuser sets a user's password: every session of that user ends (API keys stay valid).
+     * @throws KeygateError NOT_FOUND
+     */
+    async setPassword(userId: string, next: string, actor: Actor): Promise<void> {
+      if (!(await userStore.findById(db, userId))) throw new KeygateError('NOT_FOUND', 'no such user')
+      await replacePassword(userId, await hasher.hash(next), { keepSessionId: null, revokeKeys: false, event: 'password.set' }, actor)
+    },
+
+    replacePassword,
 
     /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.

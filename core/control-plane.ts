@@ -40,9 +40,9 @@ export async function controlPlane(deps: ControlPlaneDeps) {
 
   const accounts = makeAccounts({ db, clock, hasher, tokens, bus, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
   const keys = makeApiKeys({ db, clock, format, bus, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
-  if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
+  if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && env.KEYGATE_BOOTSTRAP_EMAIL && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
     try {
-      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
+      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, email: env.KEYGATE_BOOTSTRAP_EMAIL, isSuperuser: true })
       logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
     } catch (err) {
       // Another instance starting at the same moment created it first.
@@ -50,7 +50,7 @@ export async function controlPlane(deps: ControlPlaneDeps) {
     }
   }
   if (!(await userStore.list(db, 1, 0)).length) {
-    logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME` while the gateway is stopped')
+    logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME, KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME --email EMAIL` while the gateway is stopped')
   }
 
   const limiterPolicy = { max: env.KEYGATE_LOGIN_MAX_ATTEMPTS, windowMs: env.KEYGATE_LOGIN_WINDOW_SEC * 1000 }

@@ -69,7 +69,7 @@ export const ERROR_CODES = {
   KEY_LIMIT_REACHED: { status: 409, title: 'Conflict', detail: 'User already has an API key. Revoke existing key first.' },
   KEY_AMBIGUOUS: { status: 409, title: 'Conflict', detail: 'Several API keys exist; revoke one with DELETE /api/v1/auth/api-keys/{id}' },
   USER_EXISTS: { status: 409, title: 'Conflict', detail: 'A user with this username or email already exists' },
-  PASSWORD_INCORRECT: { status: 400, title: 'Bad Request', detail: 'The current password is incorrect' },
+  PASSWORD_INCORRECT: { status: 401, title: 'Authentication Required', detail: 'The current password is incorrect' },
   REFRESH_INVALID: unauthorized('Invalid or expired refresh token'),
   REGISTRATION_DISABLED: { status: 403, title: 'Forbidden', detail: 'Registration is disabled' },
 } as const satisfies Record<string, ErrorCodeSpec>

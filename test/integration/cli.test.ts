@@ -24,21 +24,21 @@ t.test('on the embedded database: users are created from stdin, and the gateway 
   const dir = mkdtempSync(join(tmpdir(), 'keygate-cli-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const env = { KEYGATE_DATA_DIR: dir }
-  const created = await cli(['users', 'create', '--username', 'erin'], env, 'erin password\n')
+  const created = await cli(['users', 'create', '--username', 'erin', '--email', 'erin@example.com'], env, 'erin password\n')
   t.equal(created.code, 0, created.stderr)
   t.match(created.stdout, /created user erin/)
   t.notMatch(created.stdout + created.stderr, /erin password/, 'the password is never echoed')
-  const dup = await cli(['users', 'create', '--username', 'ERIN'], env, 'another password\n')
+  const dup = await cli(['users', 'create', '--username', 'ERIN', '--email', 'other@example.com'], env, 'another password\n')
   t.equal(dup.code, 1)
   t.match(dup.stderr, /already exists/)
-  const short = await cli(['users', 'create', '--username', 'frank'], env, 'short\n')
+  const short = await cli(['users', 'create', '--username', 'frank', '--email', 'frank@example.com'], env, 'short\n')
   t.equal(short.code, 1, 'a password under 8 characters is refused')
   t.match(short.stderr, /password/)
   const usage = await cli(['users', 'create', '--username', 'gina', '--password', 'on-argv'], env)
   t.not(usage.code, 0, 'a password on argv is not an option')
 
-  const kg = await keygateOnPglite({ KEYGATE_BOOTSTRAP_USERNAME: '', KEYGATE_BOOTSTRAP_PASSWORD: '' }, dir)
-  const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'erin password' } })
+  const kg = await keygateOnPglite({ KEYGATE_BOOTSTRAP_USERNAME: '', KEYGATE_BOOTSTRAP_EMAIL: '', KEYGATE_BOOTSTRAP_PASSWORD: '' }, dir)
+  const login = await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'erin', email: 'erin@example.com', password: 'erin password' } })
   t.equal(login.status, 200, 'the user logs in through the gateway')
   const locked = await cli(['users', 'list'], env)
   t.equal(locked.code, 1, 'the CLI refuses a data directory the gateway holds')
@@ -54,8 +54,8 @@ async function revokedByCli(t: Test, transport: Record<string, string>) {
   const kg = await keygateOnPostgres('cli', { KEYGATE_MAX_KEYS_PER_USER: '3', ...transport }, schema)
   t.teardown(async () => { await kg.close(); await schema.drop() })
   const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, ...transport }
-  t.equal((await cli(['users', 'create', '--username', 'hank'], env, 'hank password\n')).code, 0)
-  const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).json.access_token
+  t.equal((await cli(['users', 'create', '--username', 'hank', '--email', 'hank@example.com'], env, 'hank password\n')).code, 0)
+  const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', email: 'hank@example.com', password: 'hank password' } })).json.access_token
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'cli' } })).json
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200, 'cached on the gateway')
 
@@ -72,7 +72,7 @@ async function revokedByCli(t: Test, transport: Record<string, string>) {
   t.equal((await cli(['users', 'deactivate', '--username', 'hank'], env)).code, 0)
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 401, 'the deactivated user\'s JWT is refused')
   t.equal((await cli(['users', 'activate', '--username', 'hank'], env)).code, 0)
-  t.equal((await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).status, 200, 'reactivated, the user logs in again')
+  t.equal((await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', email: 'hank@example.com', password: 'hank password' } })).status, 200, 'reactivated, the user logs in again')
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 401, 'but the old session stays dead')
 }
 

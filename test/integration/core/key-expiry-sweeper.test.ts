@@ -20,7 +20,7 @@ t.test('an expired key is recorded in the audit trail once, however many instanc
   const heard: Invalidation[] = []
   bus.subscribe((m) => heard.push(m))
   const keys = apiKeys({ db, clock, format: apiKeyFormat(), bus, maxActivePerUser: 5 })
-  const user = await userStore.create(db, { username: 'ivy', passwordHash: 'x' }, new Date(clock.now()))
+  const user = await userStore.create(db, { username: 'ivy', email: 'ivy@example.com', passwordHash: 'x' }, new Date(clock.now()))
   await keys.create(user.id, { name: 'short', expiresAt: new Date(clock.now() + 60_000) }, {})
   await keys.create(user.id, { name: 'forever' }, {})
 
