@@ -81,7 +81,7 @@ const nullableText = z.string().nullable()
 const nullableInt = z.number().int().nullable()
 export const UserResponse = z.strictObject({
   id: z.uuid(),
-  email: z.string(),
+  email: z.email(),
   username: z.string(),
   full_name: nullableText,
   bio: nullableText,

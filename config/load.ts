@@ -95,6 +95,9 @@ function parseEnv(env: NodeJS.ProcessEnv): { env?: EnvConfig; problems: string[]
   if (bootstrap.some(Boolean) && !bootstrap.every(Boolean)) {
     problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME, KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD go together')
   }
+  if ((env.KEYGATE_SMTP_URL === undefined) !== (env.KEYGATE_MAIL_FROM === undefined)) {
+    problems.push('environment: KEYGATE_SMTP_URL and KEYGATE_MAIL_FROM go together')
+  }
   if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
     problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')
   }

@@ -59,6 +59,8 @@ export const ENV_SETTINGS = {
   KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only').optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD).' },
   KEYGATE_BOOTSTRAP_EMAIL: { schema: z.email().max(254).optional(), doc: 'Email of the bootstrap user; required with KEYGATE_BOOTSTRAP_USERNAME (every user has one).' },
   KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
+  KEYGATE_SMTP_URL: { schema: z.string().regex(/^smtps?:\/\/\S+$/, 'an smtp:// or smtps:// URL such as smtp://user:pass@mail.internal:587').optional(), doc: 'Mail transport of password reset mails (`smtp://user:pass@host:port`, `smtps://…`); never logged. Unset: `POST /password-reset/*` answer 501 PASSWORD_RESET_UNAVAILABLE.' },
+  KEYGATE_MAIL_FROM: { schema: z.email().optional(), doc: 'Sender address of password reset mails; required with KEYGATE_SMTP_URL.' },
   KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
   KEYGATE_UNKNOWN_KEY_LOOKUPS: { schema: z.coerce.number().int().min(1).max(1_000_000).default(50), doc: 'Database lookups of unknown API keys (well-formed, valid checksum, no such key) one client address may cause in 10 s, per gateway process; past it, its uncached keys get 429 KEY_LOOKUPS_LIMITED until the 10 s end (cached keys keep working).' },
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },

@@ -8,7 +8,9 @@ import type { Db } from './db.ts'
 import { KeygateError } from './errors.ts'
 import type { InvalidationBus } from './invalidation.ts'
 import type { Logger } from './logger.ts'
+import { smtpMailer } from './mailer.ts'
 import { passwordHasher } from './password.ts'
+import { passwordResets } from './password-resets.ts'
 import { sharedSecret } from './secrets.ts'
 import { tokenService } from './tokens.ts'
 import { userStore } from './user-store.ts'
@@ -57,6 +59,12 @@ export async function controlPlane(deps: ControlPlaneDeps) {
   let loginLimiter: AttemptLimiter = memoryAttemptLimiter(limiterPolicy, clock)
   if (deps.redis) loginLimiter = redisAttemptLimiter(limiterPolicy, deps.redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
 
+  // Without a mail transport there is no password reset (its routes answer 501). An SMTP transport opens no
+  // connection until it sends (one per mail), so there is nothing to close on shutdown.
+  const resets = env.KEYGATE_SMTP_URL && env.KEYGATE_MAIL_FROM
+    ? passwordResets({ db, clock, hasher, accounts, mailer: smtpMailer(env.KEYGATE_SMTP_URL, env.KEYGATE_MAIL_FROM), logger })
+    : undefined
+
   return {
     tokens,
     format,
@@ -64,6 +72,6 @@ export async function controlPlane(deps: ControlPlaneDeps) {
     keys,
     loginLimiter,
     /** What `createAdminApp` needs besides its logger and where identities are verified. */
-    adminDeps: { db, clock, accounts, keys, loginLimiter, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL },
+    adminDeps: { db, clock, accounts, keys, loginLimiter, resets, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL },
   }
 }

@@ -72,6 +72,8 @@ export const ERROR_CODES = {
   PASSWORD_INCORRECT: { status: 401, title: 'Authentication Required', detail: 'The current password is incorrect' },
   REFRESH_INVALID: unauthorized('Invalid or expired refresh token'),
   REGISTRATION_DISABLED: { status: 403, title: 'Forbidden', detail: 'Registration is disabled' },
+  PASSWORD_RESET_UNAVAILABLE: { status: 501, title: 'Not Implemented', detail: 'Password reset is not available: no mail transport is configured (KEYGATE_SMTP_URL)' },
+  RESET_TOKEN_INVALID: { status: 400, title: 'Bad Request', detail: 'Invalid or expired password reset token' },
 } as const satisfies Record<string, ErrorCodeSpec>
 
 export type ErrorCode = keyof typeof ERROR_CODES
