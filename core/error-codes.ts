@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   KEY_LOOKUPS_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many unknown API keys from this address; retry later', retryAfter: 10 },
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
+  CORS_ORIGIN_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'This origin may not call this route from a browser (see KEYGATE_CORS_ORIGINS)' },
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
   WEBSOCKET_METHOD_INVALID: { status: 400, title: 'Bad Request', detail: 'A WebSocket upgrade must be a GET request' },

@@ -31,6 +31,7 @@ import { createDocumentService } from '../examples/demo-documents.ts'
 import { remoteKeySource, type KeySource } from '../verify/index.ts'
 import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
+import { corsStage } from './cors.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
 import { routeReloader } from './route-reloader.ts'
@@ -179,7 +180,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       metrics,
       logger,
     }
-    const handle = createPipeline({ ...shared, dispatcher, slots: routeSlots() })
+    const handle = createPipeline({ ...shared, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS) })
     const upgrades = createUpgradeHandler(shared)
     const server = createGatewayServer({
       handle,

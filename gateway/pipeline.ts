@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import type { Authenticator, Principal } from './authenticator.ts'
 import type { ForwardedPolicy } from './forwarded-headers.ts'
+import type { CorsStage } from './cors.ts'
 import { sendProblem } from './problem.ts'
 import { upstreamPath, type Router } from './router.ts'
 import { authenticateForRoute } from './stage-authenticate.ts'
@@ -21,7 +22,7 @@ import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   path → credential → route → authenticate → body limit (read first on public routes) → sanitize headers →
+ *   path → credential → CORS (preflights answered) → route → authenticate → body limit (read first on public routes) → sanitize headers →
  *   sign identity → forward.
  * Each stage is its own module; this file only wires them and turns denials into responses.
  */
@@ -39,6 +40,8 @@ export interface PipelineDeps {
   streams: StreamRegistry
   /** In-flight exchanges per route, for routes with `max_concurrent`. */
   slots?: RouteSlots
+  /** Answers CORS preflights and marks answers for allowed origins (see cors.ts). */
+  cors?: CorsStage
   metrics: Metrics
   logger: Logger
 }
@@ -90,6 +93,12 @@ export function createPipeline(deps: PipelineDeps) {
       }
       const credential = extractCredential(req)
       const router = deps.router()
+      const cors = deps.cors?.(req, res, router, path.path, requestId)
+      if (cors?.answered) {
+        routeName = cors.routeName
+        failure = cors.code
+        return
+      }
       const route = router.match(path.path, method, req.headers.host)
       if (!route) {
         failure = deny(req, res, requestId, 'ROUTE_NOT_FOUND')
