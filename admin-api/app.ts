@@ -6,11 +6,13 @@ import type { ClientAddressProof } from '../core/client-address-proof.ts'
 import type { Clock } from '../core/clock.ts'
 import type { Db } from '../core/db.ts'
 import type { Logger } from '../core/logger.ts'
+import type { PasswordResets } from '../core/password-resets.ts'
 import type { VerifyIdentityOptions } from '@keygate/verify'
 import { errorHandler, sendError, verifyClientAddress } from './http.ts'
 import { identityMiddleware } from './identity.ts'
 import { openApiDocument } from './openapi.ts'
 import { apiKeyRoutes } from './routes-api-keys.ts'
+import { passwordResetRoutes } from './routes-password-reset.ts'
 import { publicSessionRoutes, sessionRoutes } from './routes-session.ts'
 import { userRoutes } from './routes-users.ts'
 
@@ -21,6 +23,8 @@ export interface AdminApiDeps {
   accounts: Accounts
   keys: ApiKeys
   loginLimiter: AttemptLimiter
+  /** Password reset by mail; unset without a mail transport (its routes then answer 501). */
+  resets?: PasswordResets
   logger: Logger
   allowRegistration: boolean
   refreshTtlSec: number
@@ -43,6 +47,7 @@ export function createAdminApp(deps: AdminApiDeps): express.Express {
 
   const auth = express.Router()
   auth.use(publicSessionRoutes(deps))
+  auth.use(passwordResetRoutes(deps))
   auth.use(identityMiddleware(deps.identity))
   auth.use(sessionRoutes(deps))
   auth.use(apiKeyRoutes(deps))

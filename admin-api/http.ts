@@ -4,6 +4,8 @@ import type { ErrorCode } from '../core/error-codes.ts'
 import { KeygateError, ValidationError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { problemResponse } from '../core/problem.ts'
+import type { Queryable } from '../core/db.ts'
+import { PROFILE_FIELDS, userStore, type User } from '../core/user-store.ts'
 import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/client-address-proof.ts'
 
 /** Parses `value` with `schema`; every problem is reported with its location (`["body", "name"]`). */
@@ -49,8 +51,25 @@ function isBodyParserClientError(err: unknown): boolean {
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString())
 
-export function userJson(u: { id: string; email: string | null; username: string; full_name: string | null; is_active: boolean; is_superuser: boolean; created_at: Date; updated_at: Date; last_login_at: Date | null }) {
-  return { id: u.id, email: u.email, username: u.username, full_name: u.full_name, is_active: u.is_active, is_superuser: u.is_superuser, created_at: iso(u.created_at)!, updated_at: iso(u.updated_at)!, last_login_at: iso(u.last_login_at) }
+/** A user as the contract's UserResponse: every field present, `api_key_name` from `apiKeyName`. */
+export function userJson(u: User, apiKeyName: string | null) {
+  const profile = Object.fromEntries(PROFILE_FIELDS.map((f) => [f, u[f]])) as Pick<User, (typeof PROFILE_FIELDS)[number]>
+  return {
+    id: u.id, email: u.email, username: u.username, ...profile,
+    is_active: u.is_active, is_verified: u.is_verified, is_superuser: u.is_superuser,
+    api_key_name: apiKeyName,
+    created_at: iso(u.created_at)!, updated_at: iso(u.updated_at)!, last_login_at: iso(u.last_login_at),
+  }
+}
+
+/** UserResponses of `users`, each with the name of its usable key (one query for all of them). */
+export async function usersJson(db: Queryable, now: Date, users: readonly User[]) {
+  const names = await userStore.activeKeyNames(db, users.map((u) => u.id), now)
+  return users.map((u) => userJson(u, names.get(u.id) ?? null))
+}
+
+export async function oneUserJson(db: Queryable, now: Date, user: User) {
+  return (await usersJson(db, now, [user]))[0]!
 }
 
 export function apiKeyJson(k: { id: string; name: string; display: string; created_at: Date; last_used_at: Date | null; expires_at: Date | null; revoked_at: Date | null; scopes: string[] }) {

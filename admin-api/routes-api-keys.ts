@@ -6,7 +6,7 @@ import { ValidationError } from '../core/errors.ts'
 import { apiKeyJson, clientAddress, parse, sendError } from './http.ts'
 import { identityOf } from './identity.ts'
 import { refuseWiderKey, requireScope } from './scopes.ts'
-import { CreateApiKeyRequest, RollApiKeyRequest } from './schemas.ts'
+import { CreateApiKeyRequest, ListApiKeysQuery, RollApiKeyRequest } from './schemas.ts'
 
 const DAY_MS = 86_400_000
 
@@ -36,21 +36,24 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock }): Router {
     res.set('cache-control', 'no-store').json(createdJson(row, key))
   })
 
-  r.get('/api-keys', requireScope('keys:read'), async (_req, res) => {
-    res.json((await deps.keys.list(identityOf(res).sub)).map(apiKeyJson))
+  // Usable keys only (clients show this list as "your keys"); `include_revoked=true` adds revoked and expired ones.
+  r.get('/api-keys', requireScope('keys:read'), async (req, res) => {
+    const q = parse(ListApiKeysQuery, req.query, 'query')
+    const userId = identityOf(res).sub
+    res.json((q.include_revoked ? await deps.keys.list(userId) : await deps.keys.active(userId)).map(apiKeyJson))
   })
 
-  // The contract's revoke: the key this request came with, or the user's only key.
+  // The contract's revoke: the key this request came with, or the user's only key. Idempotent: with no active key
+  // (or the key of this request already revoked) it answers the same 200.
   r.delete('/api-key', requireScope('keys:write'), async (req, res) => {
     const identity = identityOf(res)
     let keyId = identity.keyId
     if (!keyId) {
       const active = await deps.keys.active(identity.sub)
-      if (active.length === 0) return sendError(res, 'NOT_FOUND', undefined, 'No active API key')
       if (active.length > 1) return sendError(res, 'KEY_AMBIGUOUS')
-      keyId = active[0]!.id
+      keyId = active[0]?.id ?? null
     }
-    if (!(await deps.keys.revoke(identity.sub, keyId, actor(req, res)))) return sendError(res, 'NOT_FOUND', undefined, 'No active API key')
+    if (keyId) await deps.keys.revoke(identity.sub, keyId, actor(req, res))
     res.json({ message: 'API key revoked successfully' })
   })
 

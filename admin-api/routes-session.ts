@@ -4,7 +4,8 @@ import type { AttemptLimiter } from '../core/attempt-limiter.ts'
 import type { Db } from '../core/db.ts'
 import { KeygateError } from '../core/errors.ts'
 import { userStore } from '../core/user-store.ts'
-import { clientAddress, parse, sendError, userJson } from './http.ts'
+import { canonicalIdentifier, isEmailIdentifier } from '../core/identifier.ts'
+import { clientAddress, oneUserJson, parse, sendError, userJson } from './http.ts'
 import { identityOf } from './identity.ts'
 import { requireScope } from './scopes.ts'
 import { ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest } from './schemas.ts'
@@ -50,11 +51,18 @@ async function refuseOverLimit(res: Response, limiter: AttemptLimiter, keys: rea
 export function publicSessionRoutes(deps: SessionRouteDeps): Router {
   const r = Router()
   const actor = (req: Request) => ({ address: clientAddress(req) })
+  const now = () => new Date(deps.clock.now())
 
   r.post('/login', async (req, res) => {
     const body = parse(LoginRequest, req.body)
-    const login = 'username' in body ? { username: body.username } : { email: body.email }
-    const limits = [`addr:${clientAddress(req) ?? 'unknown'}`, `user:${(login.username ?? login.email ?? '').toLowerCase()}`]
+    // `username` wins when both are set; whatever holds an `@` is an email, wherever it was sent (one login box).
+    // Looked up and counted in one canonical form (see identifier.ts): no spelling is counted as one user and
+    // logged in as another.
+    const identifier = canonicalIdentifier((body.username ?? body.email)!)
+    const login = isEmailIdentifier(identifier) ? { email: identifier } : { username: identifier }
+    // A user is counted once under its canonical username, whether the attempt named it or its email.
+    const subject = await userStore.canonicalUsername(deps.db, login)
+    const limits = [`addr:${clientAddress(req) ?? 'unknown'}`, `user:${subject ?? identifier}`]
     // Counted before the password is checked (and given back on success), atomically: a locked-out guesser
     // costs no scrypt and learns nothing, and a burst of concurrent guesses gets no more checks than the limit.
     if (await refuseOverLimit(res, deps.loginLimiter, limits)) return
@@ -62,7 +70,7 @@ export function publicSessionRoutes(deps: SessionRouteDeps): Router {
     if (!result) return sendError(res, 'LOGIN_FAILED')
     await Promise.all(limits.map((k) => deps.loginLimiter.release(k)))
     setRefreshCookie(res, result.tokens.refresh_token, deps.refreshTtlSec)
-    res.json({ ...result.tokens, user: userJson(result.user) })
+    res.json({ ...result.tokens, user: await oneUserJson(deps.db, now(), result.user) })
   })
 
   r.post('/refresh', async (req, res) => {
@@ -78,10 +86,11 @@ export function publicSessionRoutes(deps: SessionRouteDeps): Router {
   r.post('/register', async (req, res) => {
     if (!deps.allowRegistration) return sendError(res, 'REGISTRATION_DISABLED')
     const body = parse(RegisterRequest, req.body)
-    const user = await deps.accounts.createUser({ username: body.username, password: body.password, email: body.email, fullName: body.full_name ?? null }, actor(req))
+    const { username, password, email, ...profile } = body
+    const user = await deps.accounts.createUser({ username, password, email, profile }, actor(req))
     const tokens = await deps.accounts.startSession(user.id)
     setRefreshCookie(res, tokens.refresh_token, deps.refreshTtlSec)
-    res.status(201).json({ ...tokens, user: userJson(user) })
+    res.status(201).json({ ...tokens, user: userJson(user, null) })
   })
   return r
 }
@@ -90,6 +99,7 @@ export function publicSessionRoutes(deps: SessionRouteDeps): Router {
 export function sessionRoutes(deps: SessionRouteDeps): Router {
   const r = Router()
   const actor = (req: Request, res: Response) => ({ userId: identityOf(res).sub, address: clientAddress(req) })
+  const now = () => new Date(deps.clock.now())
 
   async function currentUser(res: Response) {
     const user = await userStore.findById(deps.db, identityOf(res).sub)
@@ -98,14 +108,14 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
   }
 
   r.get('/me', async (_req, res) => {
-    res.json(userJson(await currentUser(res)))
+    res.json(await oneUserJson(deps.db, now(), await currentUser(res)))
   })
 
   r.put('/me', requireScope('profile:write'), async (req, res) => {
     const body = parse(UpdateMeRequest, req.body)
     const user = await currentUser(res)
-    const updated = await userStore.updateProfile(deps.db, user.id, body, new Date(deps.clock.now()))
-    res.json(userJson(updated!))
+    const updated = await userStore.updateProfile(deps.db, user.id, body, now())
+    res.json(await oneUserJson(deps.db, now(), updated!))
   })
 
   r.post('/logout', async (req, res) => {

@@ -14,15 +14,38 @@ const fullName = z.string().max(200).refine(storable, STORABLE)
 const password = z.string().min(8).max(128)
 const email = z.email().max(254)
 const isoTime = z.iso.datetime({ offset: true })
+/** Most users one `GET /users` page holds; a larger `limit` is clamped to it. */
+export const MAX_USERS_PAGE = 500
 
-export const LoginRequest = z.union([
-  z.strictObject({ username: z.string().min(1).max(254).refine(storable, STORABLE), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
-  z.strictObject({ email: z.string().min(1).max(254).refine(storable, STORABLE), password: z.string().min(1).max(128), remember_me: z.boolean().optional() }),
-]).meta({ id: 'LoginRequest' })
+const loginIdentifier = z.string().min(1).max(254).refine(storable, STORABLE).nullish()
+export const LoginRequest = z.strictObject({
+  username: loginIdentifier.describe('A username, or an email (any identifier containing "@" is looked up as an email); wins over `email` when both are set'),
+  email: loginIdentifier,
+  password: z.string().min(1).max(128),
+  remember_me: z.boolean().nullish(),
+}).refine((b) => (b.username ?? b.email ?? null) !== null, { message: 'give username or email', path: ['username'] }).meta({ id: 'LoginRequest' })
 
-export const RegisterRequest = z.strictObject({ email, username, password, full_name: fullName.nullish() }).meta({ id: 'RegisterRequest' })
+/** The optional profile fields of UserCreate and UserUpdate. */
+const profileText = (max: number) => z.string().max(max).refine(storable, STORABLE).nullish()
+const profileFields = {
+  full_name: fullName.nullish(),
+  bio: profileText(1000),
+  avatar_url: profileText(500),
+  phone_number: profileText(20),
+}
+const preferenceFields = {
+  default_llm_provider: profileText(100),
+  default_profile_id: profileText(100),
+}
+const limitFields = {
+  daily_message_limit: z.number().int().min(0).max(2_147_483_647).nullish(),
+  monthly_message_limit: z.number().int().min(0).max(2_147_483_647).nullish(),
+  max_file_size_mb: z.number().int().min(0).max(2_147_483_647).nullish(),
+}
+
+export const RegisterRequest = z.strictObject({ email, username, password, ...profileFields }).meta({ id: 'RegisterRequest' })
 export const RefreshRequest = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() }).meta({ id: 'RefreshRequest' })
-export const UpdateMeRequest = z.strictObject({ full_name: fullName.nullish(), email: email.nullish() }).meta({ id: 'UpdateMeRequest' })
+export const UpdateMeRequest = z.strictObject({ email: email.optional(), ...profileFields, ...preferenceFields }).meta({ id: 'UpdateMeRequest' })
 export const ChangePasswordRequest = z.strictObject({ current_password: z.string().min(1).max(128), new_password: password }).meta({ id: 'ChangePasswordRequest' })
 
 const scope = z.string().regex(/^[a-z0-9:._-]{1,64}$/, 'lowercase letters, digits and ":._-"')
@@ -37,16 +60,42 @@ export const RollApiKeyRequest = z.strictObject({
   grace_period_seconds: z.number().int().min(0).max(7 * 86_400).default(0).describe('How long the old key keeps working: 0 (revoked now) to 604800 (7 days)'),
 }).meta({ id: 'RollApiKeyRequest' })
 
-export const CreateUserRequest = z.strictObject({ username, password, email: email.nullish(), full_name: fullName.nullish(), is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
-export const PatchUserRequest = z.strictObject({ is_active: z.boolean().optional(), is_superuser: z.boolean().optional() }).meta({ id: 'PatchUserRequest' })
+export const CreateUserRequest = z.strictObject({ username, password, email, ...profileFields, is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
+export const PatchUserRequest = z.strictObject({
+  is_active: z.boolean().optional(),
+  is_superuser: z.boolean().optional(),
+  is_verified: z.boolean().optional(),
+  password: password.optional().describe('Sets the password; every session of the user ends (API keys stay valid)'),
+  ...limitFields,
+}).meta({ id: 'PatchUserRequest' })
 
+export const ListUsersQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).default(50).transform((n) => Math.min(n, MAX_USERS_PAGE)),
+  offset: z.coerce.number().int().min(0).default(0),
+})
+export const ListApiKeysQuery = z.strictObject({ include_revoked: z.enum(['true', 'false']).default('false').transform((v) => v === 'true') })
+export const PasswordResetRequestQuery = z.strictObject({ email: z.string().min(1).max(254) })
+export const PasswordResetConfirmQuery = z.strictObject({ token: z.string().min(1).max(200), new_password: password })
+
+const nullableText = z.string().nullable()
+const nullableInt = z.number().int().nullable()
 export const UserResponse = z.strictObject({
   id: z.uuid(),
-  email: z.string().nullable(),
+  email: z.email(),
   username: z.string(),
-  full_name: z.string().nullable(),
+  full_name: nullableText,
+  bio: nullableText,
+  avatar_url: nullableText,
+  phone_number: nullableText,
   is_active: z.boolean(),
+  is_verified: z.boolean(),
   is_superuser: z.boolean(),
+  default_llm_provider: nullableText,
+  default_profile_id: nullableText,
+  daily_message_limit: nullableInt,
+  monthly_message_limit: nullableInt,
+  max_file_size_mb: nullableInt,
+  api_key_name: nullableText.describe('Name of the user\'s usable API key (the newest if several), else null'),
   created_at: isoTime,
   updated_at: isoTime,
   last_login_at: isoTime.nullable(),
@@ -59,7 +108,7 @@ export const TokenPairResponse = z.strictObject({
   expires_in: z.number().int(),
 }).meta({ id: 'RefreshResponse' })
 
-export const TokenResponse = TokenPairResponse.extend({ user: UserResponse }).meta({ id: 'TokenResponse' })
+export const TokenResponse = TokenPairResponse.extend({ refresh_token: z.string().nullable(), user: UserResponse }).meta({ id: 'TokenResponse' })
 
 export const ApiKeyCreated = z.strictObject({
   id: z.uuid(),
@@ -82,7 +131,7 @@ export const ApiKey = z.strictObject({
 }).meta({ id: 'APIKey' })
 
 export const ApiKeyList = z.array(ApiKey).meta({ id: 'APIKeyList' })
-export const UserList = z.array(UserResponse).meta({ id: 'UserList' })
+export const UserList = z.strictObject({ users: z.array(UserResponse), total: z.number().int(), offset: z.number().int(), limit: z.number().int() }).meta({ id: 'UserListResponse' })
 export const Message = z.strictObject({ message: z.string() }).meta({ id: 'Message' })
 
 export const AuditEvent = z.strictObject({

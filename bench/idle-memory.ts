@@ -23,7 +23,7 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024
 
 async function measure(runtime: Runtime, env: Record<string, string>): Promise<{ rss: number; tree: number }> {
-  const kg = await startKeygateProcess({ PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_CONFIG_WATCH: 'false', KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env }, runtime)
+  const kg = await startKeygateProcess({ PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_CONFIG_WATCH: 'false', KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password', KEYGATE_PASSWORD_HASH_LOG_N: '14', ...env }, runtime)
   try {
     if (!(await fetch(`${kg.url}/readyz`)).ok) throw new Error('keygate is not ready')
     await new Promise((r) => setTimeout(r, idleSeconds * 1000))

@@ -27,7 +27,7 @@ async function main() {
   const prefix = `kgbench:${randomBytes(4).toString('hex')}:`
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, PORT: '0', METRICS_PORT: '0', KEYGATE_DEMOS: 'true',
-    KEYGATE_MAX_KEYS_PER_USER: String(N + 10), KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password',
+    KEYGATE_MAX_KEYS_PER_USER: String(N + 10), KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password',
     KEYGATE_PASSWORD_HASH_LOG_N: '14', KEYGATE_REDIS_PREFIX: prefix,
     ...(transport === 'redis' ? { REDIS_URL: redisUrl } : {}),
   }

@@ -57,7 +57,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'))
   const config = join(dir, 'keygate.yaml')
   writeFileSync(config, `upstreams:\n  admin: { url: "internal:admin" }\n  bench: { url: "${upstreamOrigin}" }\nroutes:\n  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }\n  - { name: auth, prefix: /api/v1/auth, upstream: admin }\n  - { name: bench, prefix: /bench, upstream: bench }\n`)
-  const common = { KEYGATE_CONFIG: config, KEYGATE_BOOTSTRAP_USERNAME: BENCH_USER.username, KEYGATE_BOOTSTRAP_PASSWORD: BENCH_USER.password, KEYGATE_ACCESS_TOKEN_TTL: '3600', KEYGATE_MAX_KEYS_PER_USER: '10' }
+  const common = { KEYGATE_CONFIG: config, KEYGATE_BOOTSTRAP_USERNAME: BENCH_USER.username, KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: BENCH_USER.password, KEYGATE_ACCESS_TOKEN_TTL: '3600', KEYGATE_MAX_KEYS_PER_USER: '10' }
 
   const notes: string[] = []
   const gateways: BenchKeygate[] = []

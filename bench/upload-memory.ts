@@ -100,7 +100,7 @@ export async function measureUpload(bytes: number, runtime: Runtime = 'compiled'
   const gateway = await startKeygateProcess({
     PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_DEMOS: 'false',
     KEYGATE_DATA_DIR: join(dir, 'data'), KEYGATE_CONFIG: join(dir, 'routes.yaml'), KEYGATE_CONFIG_WATCH: 'false',
-    KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password', KEYGATE_PASSWORD_HASH_LOG_N: '14',
+    KEYGATE_BOOTSTRAP_USERNAME: 'bench', KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: 'bench password', KEYGATE_PASSWORD_HASH_LOG_N: '14',
   }, runtime)
   try {
     const post = async (path: string, body: unknown, token?: string) => {

@@ -52,18 +52,19 @@ async function newPassword(io: Io): Promise<string> {
 /** Every command, by name; `usage()` lists them in this order. */
 export const COMMANDS: Readonly<Record<string, Command>> = {
   'users create': command({
-    synopsis: '--username NAME [--email EMAIL] [--full-name NAME] [--superuser]',
+    synopsis: '--username NAME --email EMAIL [--full-name NAME] [--superuser]',
     about: 'Creates a user; the password from a prompt, or the first line of stdin.',
     options: { username: { type: 'string' }, email: { type: 'string' }, 'full-name': { type: 'string' }, superuser: { type: 'boolean' } },
     database: true,
     async run({ name, values, io, open }) {
       const username = required(name, values.username, 'username')
+      const email = required(name, values.email, 'email')
       const password = await io.readSecret('Password: ', { confirm: 'Repeat password: ' })
-      const input = CreateUserRequest.safeParse({ username, password, email: values.email, full_name: values['full-name'], is_superuser: values.superuser })
+      const input = CreateUserRequest.safeParse({ username, password, email, full_name: values['full-name'], is_superuser: values.superuser })
       if (!input.success) throw new Refusal(problems(input.error.issues))
       const d = input.data
       await open(async (ctx) => {
-        const user = await ctx.accounts.createUser({ username: d.username, password: d.password, email: d.email, fullName: d.full_name, isSuperuser: d.is_superuser }, CLI)
+        const user = await ctx.accounts.createUser({ username: d.username, password: d.password, email: d.email, profile: { full_name: d.full_name }, isSuperuser: d.is_superuser }, CLI)
         io.out(`created user ${user.username} (${user.id})${user.is_superuser ? ' as superuser' : ''}\n`)
       })
     },
@@ -89,8 +90,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       const password = await newPassword(io)
       await open(async (ctx) => {
         const user = await userByName(ctx, username)
-        const ended = await ctx.accounts.replacePassword(user.id, password, CLI)
-        io.out(`password of ${user.username} set: ${ended.sessions} sessions ended, ${ended.keys} API keys revoked\n`)
+        const ended = await ctx.accounts.setPassword(user.id, password, CLI, { revokeKeys: true })
+        io.out(`password of ${user.username} set: ${ended.sessions_ended} sessions ended, ${ended.keys_revoked} API keys revoked\n`)
       })
     },
   }),

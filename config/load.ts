@@ -91,8 +91,12 @@ function parseEnv(env: NodeJS.ProcessEnv): { env?: EnvConfig; problems: string[]
   if (!parsedEnv.success) problems.push(...describe(parsedEnv.error.issues, 'environment'))
   const e = parsedEnv.success ? parsedEnv.data : undefined
   // Read from `env`, not the parsed result, so this problem is listed even when another setting is invalid.
-  if ((env.KEYGATE_BOOTSTRAP_USERNAME === undefined) !== (env.KEYGATE_BOOTSTRAP_PASSWORD === undefined)) {
-    problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD go together')
+  const bootstrap = [env.KEYGATE_BOOTSTRAP_USERNAME, env.KEYGATE_BOOTSTRAP_EMAIL, env.KEYGATE_BOOTSTRAP_PASSWORD].map((v) => v !== undefined)
+  if (bootstrap.some(Boolean) && !bootstrap.every(Boolean)) {
+    problems.push('environment: KEYGATE_BOOTSTRAP_USERNAME, KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD go together')
+  }
+  if ((env.KEYGATE_SMTP_URL === undefined) !== (env.KEYGATE_MAIL_FROM === undefined)) {
+    problems.push('environment: KEYGATE_SMTP_URL and KEYGATE_MAIL_FROM go together')
   }
   if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
     problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')

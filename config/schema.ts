@@ -9,6 +9,8 @@ import { parseRedisUrl } from '../core/redis-connect.ts'
 const port = z.coerce.number().int().min(0).max(65535)
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v))
 const seconds = z.coerce.number().int().positive()
+/** An exact web origin: scheme, host and optional port, nothing else (never `*`). */
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/
 
 export const ENV_SETTINGS = {
   PORT: { schema: port.default(8000), doc: 'Port this process listens on: the gateway (data plane, and the admin API when it runs in-process), or the admin API or a demo service run on its own.' },
@@ -34,6 +36,13 @@ export const ENV_SETTINGS = {
       .refine((list) => list.every((n) => /^[a-z0-9_-]+\*?$/.test(n)), 'comma-separated header names; an entry ending in * is a prefix'),
     doc: 'Client request headers dropped before forwarding, besides the reserved families (comma-separated; `name*` is a prefix; `_` matches `-`): headers that upstreams commonly believe (a rewritten URL, the client address a CDN states, the user an authenticating proxy asserts). Setting it replaces the list.',
   },
+  KEYGATE_CORS_ORIGINS: {
+    schema: z.string().default('').transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)).refine(
+      (list) => list.every((o) => ORIGIN.test(o)),
+      'comma-separated exact origins such as https://app.example.com,http://localhost:3000 (scheme, host and port only; no "*")',
+    ),
+    doc: 'Browser origins (comma-separated, exact: `https://app.example.com`) allowed to call every route with credentials; a route\'s `cors` block overrides it. Preflights are answered by the gateway before authentication; other origins get 403 CORS_ORIGIN_FORBIDDEN. Empty: CORS off.',
+  },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },
   KEYGATE_CONFIG_WATCH: { schema: bool.default(true), doc: 'Reload the route file when it changes (SIGHUP always reloads).' },
@@ -56,8 +65,11 @@ export const ENV_SETTINGS = {
   KEYGATE_LOGIN_MAX_ATTEMPTS: { schema: z.coerce.number().int().min(1).default(10), doc: 'Failed logins allowed per username and per client address in a window, and failed password changes per user; then 429 with Retry-After. Each attempt is counted before the password is checked.' },
   KEYGATE_LOGIN_WINDOW_SEC: { schema: seconds.default(300), doc: 'The login attempt window, seconds.' },
   KEYGATE_ALLOW_REGISTRATION: { schema: bool.default(false), doc: 'Enables `POST /api/v1/auth/register`.' },
-  KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_PASSWORD).' },
+  KEYGATE_BOOTSTRAP_USERNAME: { schema: z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only').optional(), doc: 'Creates this superuser on start when it does not exist (with KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD).' },
+  KEYGATE_BOOTSTRAP_EMAIL: { schema: z.email().max(254).optional(), doc: 'Email of the bootstrap user; required with KEYGATE_BOOTSTRAP_USERNAME (every user has one).' },
   KEYGATE_BOOTSTRAP_PASSWORD: { schema: z.string().optional(), doc: 'Password of the bootstrap user; never logged.' },
+  KEYGATE_SMTP_URL: { schema: z.string().regex(/^smtps?:\/\/\S+$/, 'an smtp:// or smtps:// URL such as smtp://user:pass@mail.internal:587').optional(), doc: 'Mail transport of password reset mails (`smtp://user:pass@host:port`, `smtps://…`); never logged. Unset: `POST /password-reset/*` answer 501 PASSWORD_RESET_UNAVAILABLE.' },
+  KEYGATE_MAIL_FROM: { schema: z.email().optional(), doc: 'Sender address of password reset mails; required with KEYGATE_SMTP_URL.' },
   KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
   KEYGATE_UNKNOWN_KEY_LOOKUPS: { schema: z.coerce.number().int().min(1).max(1_000_000).default(50), doc: 'Database lookups of unknown API keys (well-formed, valid checksum, no such key) one client address may cause in 10 s, per gateway process; past it, its uncached keys get 429 KEY_LOOKUPS_LIMITED until the 10 s end (cached keys keep working).' },
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
@@ -135,6 +147,14 @@ const routeFields = {
   websockets: flag.default(false),
   /** Also send x-user-id, x-username, x-auth-method, x-api-key-id (for legacy backends on a trusted network). */
   plain_identity_headers: flag.default(false),
+  /** CORS for browser applications on other origins; overrides KEYGATE_CORS_ORIGINS for this route (`origins: []` turns it off). */
+  cors: z.strictObject({
+    origins: z.array(z.string().regex(ORIGIN, 'an exact origin such as https://app.example.com (no "*", no path)')),
+    credentials: flag.default(true),
+    max_age_sec: z.coerce.number().int().min(0).max(86_400).default(600),
+    allow_headers: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name')).default([]),
+    expose_headers: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name')).default([]),
+  }).optional(),
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
   forward_authorization: flag.default(false),
 }

@@ -7,7 +7,7 @@ import type { PasswordHasher } from './password.ts'
 import { sessionStore } from './session-store.ts'
 import { hashRefreshToken, type TokenService } from './tokens.ts'
 import { auditStore } from './audit-store.ts'
-import { userStore, type User } from './user-store.ts'
+import { userStore, type User, type UserProfile } from './user-store.ts'
 
 /**
  * Accounts and login sessions: what the admin API and the CLI do to users. Every write that removes access
@@ -35,14 +35,27 @@ export interface TokenPair {
 /** Who asked and from where: recorded in the audit trail. */
 export interface Actor { userId?: string | null; address?: string | null }
 
+/** What a password replacement or a deactivation ended (audited, and told to the operator). */
+export type Ended = { sessions_ended: number; keys_revoked: number }
+
+/** How a password replacement ends access: which session survives, whether API keys go too, what is audited. */
+export interface ReplacePasswordOptions {
+  keepSessionId: string | null
+  revokeKeys: boolean
+  event: 'password.changed' | 'password.reset' | 'password.set'
+}
+
 export function accounts(deps: AccountDeps) {
   const { db, clock, hasher, tokens, publisher } = deps
   const now = () => new Date(clock.now())
 
-  /** Ends every session and API key of a user in `tx` and announces each (password change, deactivation). */
-  async function endAllOf(tx: Queryable, announce: Announce, userId: string, reason: string, keepSessionId?: string) {
-    const sessions = await sessionStore.revokeAllOfUser(tx, userId, reason, now(), keepSessionId)
-    const keys = await keyStore.revokeAllOfUser(tx, userId, now())
+  /**
+   * Ends every session (but `keepSessionId`) and, unless `revokeKeys` is false, every API key of a user in `tx`,
+   * and announces each (password change, reset and set, deactivation).
+   */
+  async function endAllOf(tx: Queryable, announce: Announce, userId: string, reason: string, options: { keepSessionId?: string; revokeKeys?: boolean } = {}): Promise<Ended> {
+    const sessions = await sessionStore.revokeAllOfUser(tx, userId, reason, now(), options.keepSessionId)
+    const keys = options.revokeKeys === false ? [] : await keyStore.revokeAllOfUser(tx, userId, now())
     for (const sessionId of sessions) announce({ kind: 'session', sessionId })
     for (const keyHash of keys) announce({ kind: 'key', keyHash })
     return { sessions_ended: sessions.length, keys_revoked: keys.length }
@@ -56,11 +69,24 @@ export function accounts(deps: AccountDeps) {
     return { access_token: access.token, refresh_token: refresh.token, token_type: 'bearer', expires_in: access.expiresIn }
   }
 
+  /**
+   * Replaces a user's password hash, ends access as `options` say and audits it, in one transaction, then
+   * publishes the invalidations. Password change, reset and a superuser's set-password all come through here.
+   */
+  async function replacePassword(userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<Ended> {
+    return publisher.commit(async (tx, announce) => {
+      await userStore.setPassword(tx, userId, newHash, now())
+      const ended = await endAllOf(tx, announce, userId, options.event.replace('.', '_'), { keepSessionId: options.keepSessionId ?? undefined, revokeKeys: options.revokeKeys })
+      await auditStore.record(tx, { event: options.event, actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
+      return ended
+    })
+  }
+
   return {
     /** @throws KeygateError USER_EXISTS */
-    async createUser(input: { username: string; password: string; email?: string | null; fullName?: string | null; isSuperuser?: boolean }, actor: Actor = {}): Promise<User> {
+    async createUser(input: { username: string; password: string; email: string; profile?: Partial<UserProfile>; isSuperuser?: boolean }, actor: Actor = {}): Promise<User> {
       const passwordHash = await hasher.hash(input.password)
-      const user = await userStore.create(db, { username: input.username, email: input.email, fullName: input.fullName, passwordHash, isSuperuser: input.isSuperuser }, now())
+      const user = await userStore.create(db, { username: input.username, email: input.email, profile: input.profile, passwordHash, isSuperuser: input.isSuperuser }, now())
       await auditStore.record(db, { event: 'user.created', actorUserId: actor.userId ?? null, subjectUserId: user.id, clientAddress: actor.address }, now())
       return user
     },
@@ -69,7 +95,7 @@ export function accounts(deps: AccountDeps) {
      * Checks a password login. Unknown user, wrong password and inactive user all return null after the same
      * work (one scrypt), so neither the answer nor its timing tells them apart.
      */
-    async login(login: { username?: string; email?: string }, password: string, actor: Actor): Promise<{ user: User; tokens: TokenPair } | null> {
+    async login(login: { username: string } | { email: string }, password: string, actor: Actor): Promise<{ user: User; tokens: TokenPair } | null> {
       const found = await userStore.findForLogin(db, login)
       const ok = found ? await hasher.verify(password, found.password_hash) : await hasher.verifyDummy(password)
       if (!found || !ok || !found.is_active) {
@@ -124,34 +150,23 @@ export function accounts(deps: AccountDeps) {
      * @throws KeygateError INVALIDATION_FAILED
      */
     async changePassword(userId: string, current: string, next: string, keepSessionId: string | null, actor: Actor): Promise<boolean> {
-      const user = await userStore.findById(db, userId)
-      const withHash = user ? await userStore.findForLogin(db, { username: user.username }) : null
-      if (!withHash || !(await hasher.verify(current, withHash.password_hash))) return false
-      const hash = await hasher.hash(next)
-      await publisher.commit(async (tx, announce) => {
-        await userStore.setPassword(tx, userId, hash, now())
-        const ended = await endAllOf(tx, announce, userId, 'password_changed', keepSessionId ?? undefined)
-        await auditStore.record(tx, { event: 'password.changed', actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
-      })
+      const stored = await userStore.passwordHash(db, userId)
+      if (stored === null || !(await hasher.verify(current, stored))) return false
+      await replacePassword(userId, await hasher.hash(next), { keepSessionId, revokeKeys: true, event: 'password.changed' }, actor)
       return true
     },
 
     /**
-     * Sets a password without the current one (an operator's reset, `keygate users set-password`). Like
-     * `changePassword`, ends every session of the user and revokes every API key, then announces them.
-     * @throws KeygateError NOT_FOUND
+     * Sets a password without the current one: a superuser (`PATCH /users/{id}`) ends every session of the user,
+     * its API keys stay valid; an operator (`keygate users set-password`) may revoke the keys too.
+     * @throws KeygateError NOT_FOUND, INVALIDATION_FAILED
      */
-    async replacePassword(userId: string, next: string, actor: Actor): Promise<{ sessions: number; keys: number }> {
+    async setPassword(userId: string, next: string, actor: Actor, options: { revokeKeys?: boolean } = {}): Promise<Ended> {
       if (!(await userStore.findById(db, userId))) throw new KeygateError('NOT_FOUND', 'no such user')
-      const hash = await hasher.hash(next)
-      const ended = await publisher.commit(async (tx, announce) => {
-        await userStore.setPassword(tx, userId, hash, now())
-        const ended = await endAllOf(tx, announce, userId, 'password_changed')
-        await auditStore.record(tx, { event: 'password.changed', actorUserId: actor.userId ?? null, subjectUserId: userId, clientAddress: actor.address, detail: { replaced: true, ...ended } }, now())
-        return ended
-      })
-      return { sessions: ended.sessions_ended, keys: ended.keys_revoked }
+      return replacePassword(userId, await hasher.hash(next), { keepSessionId: null, revokeKeys: options.revokeKeys ?? false, event: 'password.set' }, actor)
     },
+
+    replacePassword,
 
     /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.

@@ -4,7 +4,7 @@ import type { Queryable } from './db.ts'
 export type AuditEventName =
   | 'login.succeeded' | 'login.failed' | 'logout' | 'token.refreshed' | 'token.reuse_detected'
   | 'key.created' | 'key.revoked' | 'key.rolled' | 'key.expired' | 'user.created' | 'user.updated' | 'user.deactivated' | 'user.reactivated'
-  | 'password.changed'
+  | 'password.changed' | 'password.reset' | 'password.set' | 'password_reset.requested'
 
 export interface AuditEvent {
   event: AuditEventName

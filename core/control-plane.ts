@@ -8,7 +8,9 @@ import type { Db } from './db.ts'
 import { KeygateError } from './errors.ts'
 import type { InvalidationPublisher } from './invalidation-publisher.ts'
 import type { Logger } from './logger.ts'
+import { smtpMailer } from './mailer.ts'
 import { passwordHasher } from './password.ts'
+import { passwordResets } from './password-resets.ts'
 import { sharedSecret } from './secrets.ts'
 import { tokenService } from './tokens.ts'
 import { userStore } from './user-store.ts'
@@ -40,9 +42,9 @@ export async function controlPlane(deps: ControlPlaneDeps) {
 
   const accounts = makeAccounts({ db, clock, hasher, tokens, publisher, refreshReuseWindowMs: env.KEYGATE_REFRESH_REUSE_WINDOW_MS })
   const keys = makeApiKeys({ db, clock, format, publisher, maxActivePerUser: env.KEYGATE_MAX_KEYS_PER_USER })
-  if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
+  if (env.KEYGATE_BOOTSTRAP_USERNAME && env.KEYGATE_BOOTSTRAP_PASSWORD && env.KEYGATE_BOOTSTRAP_EMAIL && !(await userStore.exists(db, env.KEYGATE_BOOTSTRAP_USERNAME))) {
     try {
-      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, isSuperuser: true })
+      await accounts.createUser({ username: env.KEYGATE_BOOTSTRAP_USERNAME, password: env.KEYGATE_BOOTSTRAP_PASSWORD, email: env.KEYGATE_BOOTSTRAP_EMAIL, isSuperuser: true })
       logger.info('bootstrap user created', { username: env.KEYGATE_BOOTSTRAP_USERNAME })
     } catch (err) {
       // Another instance starting at the same moment created it first.
@@ -50,12 +52,18 @@ export async function controlPlane(deps: ControlPlaneDeps) {
     }
   }
   if (!(await userStore.list(db, 1, 0)).length) {
-    logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME` while the gateway is stopped')
+    logger.warn('no users yet: set KEYGATE_BOOTSTRAP_USERNAME, KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD, or run `npm run keygate -- users create --username NAME --email EMAIL` while the gateway is stopped')
   }
 
   const limiterPolicy = { max: env.KEYGATE_LOGIN_MAX_ATTEMPTS, windowMs: env.KEYGATE_LOGIN_WINDOW_SEC * 1000 }
   let loginLimiter: AttemptLimiter = memoryAttemptLimiter(limiterPolicy, clock)
   if (deps.redis) loginLimiter = redisAttemptLimiter(limiterPolicy, deps.redis, env.KEYGATE_REDIS_PREFIX, loginLimiter, (err) => logger.warn('redis unavailable for login counters', { error: String((err as Error)?.message ?? err) }))
+
+  // Without a mail transport there is no password reset (its routes answer 501). An SMTP transport opens no
+  // connection until it sends (one per mail), so there is nothing to close on shutdown.
+  const resets = env.KEYGATE_SMTP_URL && env.KEYGATE_MAIL_FROM
+    ? passwordResets({ db, clock, hasher, accounts, mailer: smtpMailer(env.KEYGATE_SMTP_URL, env.KEYGATE_MAIL_FROM), logger })
+    : undefined
 
   return {
     tokens,
@@ -64,6 +72,6 @@ export async function controlPlane(deps: ControlPlaneDeps) {
     keys,
     loginLimiter,
     /** What `createAdminApp` needs besides its logger and where identities are verified. */
-    adminDeps: { db, clock, accounts, keys, loginLimiter, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL },
+    adminDeps: { db, clock, accounts, keys, loginLimiter, resets, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL },
   }
 }

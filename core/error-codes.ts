@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   KEY_LOOKUPS_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many unknown API keys from this address; retry later', retryAfter: 10 },
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
+  CORS_ORIGIN_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'This origin may not call this route from a browser (see KEYGATE_CORS_ORIGINS)' },
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed', detail: 'A route matches this path, but not this method; the Allow header lists the methods it accepts' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
@@ -70,9 +71,11 @@ export const ERROR_CODES = {
   KEY_LIMIT_REACHED: { status: 409, title: 'Conflict', detail: 'User already has an API key. Revoke existing key first.' },
   KEY_AMBIGUOUS: { status: 409, title: 'Conflict', detail: 'Several API keys exist; revoke one with DELETE /api/v1/auth/api-keys/{id}' },
   USER_EXISTS: { status: 409, title: 'Conflict', detail: 'A user with this username or email already exists' },
-  PASSWORD_INCORRECT: { status: 400, title: 'Bad Request', detail: 'The current password is incorrect' },
+  PASSWORD_INCORRECT: { status: 401, title: 'Authentication Required', detail: 'The current password is incorrect' },
   REFRESH_INVALID: unauthorized('Invalid or expired refresh token'),
   REGISTRATION_DISABLED: { status: 403, title: 'Forbidden', detail: 'Registration is disabled' },
+  PASSWORD_RESET_UNAVAILABLE: { status: 501, title: 'Not Implemented', detail: 'Password reset is not available: no mail transport is configured (KEYGATE_SMTP_URL)' },
+  RESET_TOKEN_INVALID: { status: 400, title: 'Bad Request', detail: 'Invalid or expired password reset token' },
 } as const satisfies Record<string, ErrorCodeSpec>
 
 export type ErrorCode = keyof typeof ERROR_CODES

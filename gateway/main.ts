@@ -26,6 +26,7 @@ import { sessionStore } from '../core/session-store.ts'
 import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
 import { createAdmission } from './admission.ts'
+import { corsStage } from './cors.ts'
 import { createPipeline } from './pipeline.ts'
 import { createRouter, resolveRoutes } from './router.ts'
 import { routeReloader } from './route-reloader.ts'
@@ -140,7 +141,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof),
       metrics,
     })
-    const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots() })
+    const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router) })
     const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
     const server = createGatewayServer({
       handle,

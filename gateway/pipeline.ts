@@ -10,6 +10,7 @@ import { writeProblem } from '../core/problem.ts'
 import type { Admission, RouteCheck } from './admission.ts'
 import type { Principal } from './authenticator.ts'
 import { upstreamPath } from './router.ts'
+import type { CorsStage } from './cors.ts'
 import { limitBody, readBodyFirst } from './stage-body-limit.ts'
 import { forward } from './stage-forward.ts'
 import type { RouteSlots } from './route-slots.ts'
@@ -17,10 +18,11 @@ import type { StreamRegistry } from './stream-registry.ts'
 
 /**
  * The request path of the data plane, in order:
- *   admission (path → credential → route → route slot → authenticate) → body limit (read first on public
- *   routes) → admission's headers (sanitize → forwarded → sign identity) → forward.
- * Admission is shared with the WebSocket upgrade (`admission.ts`); this file keeps what is HTTP's own: the
- * route's concurrency slot, the body limit, the timeouts, forwarding with undici, and the access line.
+ *   [CORS: preflights answered, allowed origins marked] → admission (path → credential → route → route slot →
+ *   authenticate) → body limit (read first on public routes) → admission's headers (sanitize → forwarded →
+ *   sign identity) → forward.
+ * Admission is shared with the WebSocket upgrade (`admission.ts`); this file keeps what is HTTP's own: CORS,
+ * the route's concurrency slot, the body limit, the timeouts, forwarding with undici, and the access line.
  */
 export interface PipelineDeps {
   admission: Admission
@@ -29,6 +31,8 @@ export interface PipelineDeps {
   streams: StreamRegistry
   /** In-flight exchanges per route, for routes with `max_concurrent`. */
   slots?: RouteSlots
+  /** Answers CORS preflights and marks answers for allowed origins (see cors.ts). */
+  cors?: CorsStage
   metrics: Metrics
   logger: Logger
 }
@@ -81,6 +85,12 @@ export function createPipeline(deps: PipelineDeps) {
     let untrack: (() => void) | undefined
 
     try {
+      const cors = deps.cors?.(req, res, requestId)
+      if (cors?.answered) {
+        routeName = cors.routeName
+        failure = cors.code
+        return
+      }
       const admitted = await admission.admit(req, method, takeSlot, res)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name

@@ -14,7 +14,7 @@ t.test('a scoped API key acts on the admin API only within the admin scopes it h
   const newKey = async (name: string, scopes?: string[], token = jwt) => call(kg.url, 'POST', '/api/v1/auth/api-key', { token, body: scopes ? { name, scopes } : { name } })
   const unscoped = (await newKey('unscoped')).json
   const reports = (await newKey('reports', ['reports:read'])).json
-  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', password: 'bob has a long password' } })).json
+  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', email: 'bob@example.com', password: 'bob has a long password' } })).json
 
   const db = new pg.Client({ connectionString: kg.db.url })
   await db.connect()
@@ -32,7 +32,7 @@ t.test('a scoped API key acts on the admin API only within the admin scopes it h
     ['roll the unrestricted key', 'POST', `/api/v1/auth/api-keys/${unscoped.id}/roll`, {}],
     ['revoke another key', 'DELETE', `/api/v1/auth/api-keys/${unscoped.id}`],
     ['revoke itself through the contract endpoint', 'DELETE', '/api/v1/auth/api-key'],
-    ['create a superuser', 'POST', '/api/v1/auth/users', { username: 'mallory', password: 'mallory has a password', is_superuser: true }],
+    ['create a superuser', 'POST', '/api/v1/auth/users', { username: 'mallory', email: 'mallory@example.com', password: 'mallory has a password', is_superuser: true }],
     ['list users', 'GET', '/api/v1/auth/users'],
     ['deactivate a user', 'PATCH', `/api/v1/auth/users/${bob.id}`, { is_active: false }],
     ['read the audit trail', 'GET', '/api/v1/auth/audit'],

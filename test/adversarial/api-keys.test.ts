@@ -71,7 +71,7 @@ t.test('API keys: altered, unknown, revoked, expired and misplaced keys are refu
 
   // Bob, with a key of his own, is deactivated: his keys are revoked.
   const bobPassword = 'bob has a long password too'
-  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', password: bobPassword } })).json
+  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', email: 'bob@example.com', password: bobPassword } })).json
   const bobLogin = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'bob', password: bobPassword } })).json
   const bobKey = await newKey({ name: 'bob' }, bobLogin.access_token)
   t.equal((await send(bearer(bobKey.api_key))).status, 200, 'bob\'s key works before the deactivation')

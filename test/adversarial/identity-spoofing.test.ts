@@ -115,7 +115,7 @@ t.test('identity spoofing: no client-supplied identity reaches the upstream, in 
   const keyId: string = created.json.id
   const jwks = (await call(kg.url, 'GET', '/.well-known/jwks.json')).json
   const bobPassword = 'bob has a long password too'
-  t.equal((await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', password: bobPassword } })).status, 201)
+  t.equal((await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', email: 'bob@example.com', password: bobPassword } })).status, 201)
   const bobLogin = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'bob', password: bobPassword } })).json
   // A genuine identity assertion of another user, as a client could capture it from a leaky upstream.
   echo.seen.length = 0

@@ -60,7 +60,7 @@ t.test('tokens: forged, altered, confused and stale access tokens are refused', 
 
   // Bob logs in, then is deactivated by alice (a superuser): his session ends.
   const bobPassword = 'bob has a long password too'
-  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', password: bobPassword } })).json
+  const bob = (await call(kg.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'bob', email: 'bob@example.com', password: bobPassword } })).json
   const bobLogin = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'bob', password: bobPassword } })).json
   const bobSid = decode(bobLogin.access_token.split('.')[1]).sid as string
   t.equal((await present(bobLogin.access_token)).status, 200, 'bob\'s token works before the deactivation (and is cached)')

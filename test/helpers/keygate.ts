@@ -12,6 +12,7 @@ export interface TestKeygate extends RunningKeygate {
 }
 
 export const BOOTSTRAP = { username: 'alice', password: 'correct horse battery staple' }
+export const BOOTSTRAP_EMAIL = 'alice@example.com'
 
 /** Settings every test instance shares: free ports, quiet logs, a cheaper (still real) scrypt. */
 export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -22,6 +23,7 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     LOG_LEVEL: 'debug',
     KEYGATE_PASSWORD_HASH_LOG_N: '14',
     KEYGATE_BOOTSTRAP_USERNAME: BOOTSTRAP.username,
+    KEYGATE_BOOTSTRAP_EMAIL: BOOTSTRAP_EMAIL,
     KEYGATE_BOOTSTRAP_PASSWORD: BOOTSTRAP.password,
     KEYGATE_SHUTDOWN_GRACE_MS: '2000',
     ...extra,

@@ -18,7 +18,7 @@ export async function walkthrough(t: Test, base: string): Promise<string[]> {
   const login = await call(base, 'POST', '/api/v1/auth/login', { body: { username: BOOTSTRAP.username, password: BOOTSTRAP.password } })
   t.equal(login.status, 200, 'login succeeds')
   t.match(login.json, { token_type: 'bearer', expires_in: 900, user: { username: BOOTSTRAP.username, is_active: true, is_superuser: true } })
-  t.hasStrict(Object.keys(login.json.user).sort(), ['created_at', 'email', 'full_name', 'id', 'is_active', 'is_superuser', 'last_login_at', 'updated_at', 'username'], 'the user has the contract fields')
+  t.hasStrict(Object.keys(login.json.user).sort(), ['api_key_name', 'avatar_url', 'bio', 'created_at', 'daily_message_limit', 'default_llm_provider', 'default_profile_id', 'email', 'full_name', 'id', 'is_active', 'is_superuser', 'is_verified', 'last_login_at', 'max_file_size_mb', 'monthly_message_limit', 'phone_number', 'updated_at', 'username'], 'the user has the contract fields')
   t.match(login.headers.get('set-cookie') ?? '', /refresh_token=rt_[^;]+; Path=\/api\/v1\/auth; .*HttpOnly; Secure; SameSite=Strict/, 'the refresh token is also set as a cookie')
   const jwt: string = login.json.access_token
   const refresh: string = login.json.refresh_token

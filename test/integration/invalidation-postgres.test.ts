@@ -29,7 +29,7 @@ t.test('two gateway processes on one PostgreSQL server without Redis: revocation
   })
 
   await t.test('a deactivated user\'s key and JWT are refused by B', async (t) => {
-    await call(a.url, 'POST', '/api/v1/auth/users', { token: jwtA, body: { username: 'dave', password: 'dave password' } })
+    await call(a.url, 'POST', '/api/v1/auth/users', { token: jwtA, body: { username: 'dave', email: 'dave@example.com', password: 'dave password' } })
     const dave = (await call(a.url, 'POST', '/api/v1/auth/login', { body: { username: 'dave', password: 'dave password' } })).json
     const key = (await call(a.url, 'POST', '/api/v1/auth/api-key', { token: dave.access_token, body: { name: 'd' } })).json
     t.equal((await call(b.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200)

@@ -36,7 +36,7 @@ t.test('two gateway processes on one PostgreSQL and one Redis', async (t) => {
     await call(a.url, 'POST', '/api/v1/auth/logout', { token: session })
     t.equal((await refusedWithin(b.url, session, 1000)).code, 'TOKEN_REVOKED')
 
-    await call(a.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'kim', password: 'kim password' } })
+    await call(a.url, 'POST', '/api/v1/auth/users', { token: jwt, body: { username: 'kim', email: 'kim@example.com', password: 'kim password' } })
     const kim = (await call(a.url, 'POST', '/api/v1/auth/login', { body: { username: 'kim', password: 'kim password' } })).json
     const kimKey = (await call(a.url, 'POST', '/api/v1/auth/api-key', { token: kim.access_token, body: { name: 'kim' } })).json.api_key
     for (const token of [kimKey, kim.access_token]) t.equal((await call(b.url, 'GET', '/api/v1/conversations', { token })).status, 200)

@@ -19,7 +19,7 @@ t.test('the walkthrough works on the embedded database, and its data survives a 
   const me = await call(second.url, 'GET', '/api/v1/auth/me', { token: newKey.json.api_key })
   t.equal(me.status, 200, 'a key created before the restart works after it')
   t.equal(me.json.username, 'alice')
-  const keys = await call(second.url, 'GET', '/api/v1/auth/api-keys', { token: newKey.json.api_key })
+  const keys = await call(second.url, 'GET', '/api/v1/auth/api-keys?include_revoked=true', { token: newKey.json.api_key })
   t.equal(keys.json.length, 2, 'the revoked key and the new one are both still listed')
   t.ok(keys.json.some((k: { revoked_at: string | null }) => k.revoked_at !== null), 'the revocation survived too')
   const refreshed = await call(second.url, 'POST', '/api/v1/auth/refresh', { body: { refresh_token: refresh } })

@@ -10,7 +10,7 @@ t.test('keys create prints the key alone on stdout, and a running gateway accept
   const kg = await keygateOnPostgres('cli_keys', {}, schema)
   t.teardown(async () => { await kg.close(); await schema.drop() })
   const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema }
-  t.equal((await cli(['users', 'create', '--username', 'ivy'], env, 'ivy password\n')).code, 0)
+  t.equal((await cli(['users', 'create', '--username', 'ivy', '--email', 'ivy@example.com'], env, 'ivy password\n')).code, 0)
 
   const created = await cli(['keys', 'create', '--username', 'ivy', '--name', 'provisioning', '--scopes', 'conversations:read', '--expires-in-days', '30'], env)
   t.equal(created.code, 0, created.stderr)
@@ -40,7 +40,7 @@ t.test('users set-password takes the password from stdin and ends the sessions a
   const kg = await keygateOnPostgres('cli_password', {}, schema)
   t.teardown(async () => { await kg.close(); await schema.drop() })
   const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema }
-  t.equal((await cli(['users', 'create', '--username', 'jack'], env, 'old password\n')).code, 0)
+  t.equal((await cli(['users', 'create', '--username', 'jack', '--email', 'jack@example.com'], env, 'old password\n')).code, 0)
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'jack', password: 'old password' } })).json.access_token
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'k' } })).json.api_key
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: jwt })).status, 200, 'the session works, and is cached')

@@ -13,7 +13,7 @@ async function revokedByCli(t: Test, transport: Record<string, string>) {
   const kg = await keygateOnPostgres('cli', { KEYGATE_MAX_KEYS_PER_USER: '3', ...transport }, schema)
   t.teardown(async () => { await kg.close(); await schema.drop() })
   const env = { DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, ...transport }
-  t.equal((await cli(['users', 'create', '--username', 'hank'], env, 'hank password\n')).code, 0)
+  t.equal((await cli(['users', 'create', '--username', 'hank', '--email', 'hank@example.com'], env, 'hank password\n')).code, 0)
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: { username: 'hank', password: 'hank password' } })).json.access_token
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'cli' } })).json
   t.equal((await call(kg.url, 'GET', '/api/v1/conversations', { token: key.api_key })).status, 200, 'cached on the gateway')

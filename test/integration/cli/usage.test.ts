@@ -11,7 +11,7 @@ t.test('help and version go to stdout with status 0; a command-line mistake to s
   const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
   const v = await cli(['--version'], {})
   t.same(v, { code: 0, stdout: `keygate ${version}\n`, stderr: '' })
-  const wrong = await cli(['users', 'create', '--username', 'gina', '--password', 'on-argv'], {}, 'a password\n')
+  const wrong = await cli(['users', 'create', '--username', 'gina', '--email', 'gina@example.com', '--password', 'on-argv'], {}, 'a password\n')
   t.equal(wrong.code, 2, 'a password on argv is not an option')
   t.match(wrong.stderr, /users create: unknown option --password/)
   t.notMatch(wrong.stderr, /on-argv/)

@@ -22,7 +22,7 @@ t.test('an expired key is recorded in the audit trail once, however many instanc
   bus.subscribe((m) => heard.push(m))
   const publisher = invalidationPublisher({ db, bus, drainMs: 1000, settleMs: 0 })
   const keys = apiKeys({ db, clock, format: apiKeyFormat(), publisher, maxActivePerUser: 5 })
-  const user = await userStore.create(db, { username: 'ivy', passwordHash: 'x' }, new Date(clock.now()))
+  const user = await userStore.create(db, { username: 'ivy', email: 'ivy@example.com', passwordHash: 'x' }, new Date(clock.now()))
   await keys.create(user.id, { name: 'short', expiresAt: new Date(clock.now() + 60_000) }, {})
   await keys.create(user.id, { name: 'forever' }, {})
 

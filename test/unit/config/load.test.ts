@@ -139,7 +139,7 @@ t.test('an environment with several problems lists every one of them in the Conf
   t.ok(problems.some((p) => p.startsWith('environment PORT:')), 'PORT')
   t.ok(problems.some((p) => p.startsWith('environment LOG_LEVEL:')), 'LOG_LEVEL')
   t.ok(problems.some((p) => p.startsWith('environment KEYGATE_JWT_SECRET:')), 'KEYGATE_JWT_SECRET')
-  t.ok(problems.some((p) => p.includes('KEYGATE_BOOTSTRAP_USERNAME and KEYGATE_BOOTSTRAP_PASSWORD')), 'bootstrap pair')
+  t.ok(problems.some((p) => p.includes('KEYGATE_BOOTSTRAP_USERNAME, KEYGATE_BOOTSTRAP_EMAIL and KEYGATE_BOOTSTRAP_PASSWORD')), 'bootstrap pair')
 })
 
 t.test('environment problems and a file problem are listed together', async (t) => {
