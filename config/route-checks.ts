@@ -1,14 +1,17 @@
 import type { RouteConfig } from './schema.ts'
 
 /**
- * Mistakes no single route shows, found across the route table: a prefix written as a pattern (`/billing/*`:
- * prefixes are literal), and a route that can never match because a route with the same prefix is tried
+ * Mistakes no single route shows, found across the route table: a prefix under the gateway's reserved
+ * `/_keygate/`, a prefix written as a pattern (`/billing/*`: prefixes are literal), and a route that can never match because a route with the same prefix is tried
  * first and accepts every request it would. A shorter prefix never hides a longer one: the longest wins.
  * @param where names a route's field for a problem: `FILE routes[i].FIELD (route "NAME")`
  */
 export function routeTableProblems(routes: readonly RouteConfig[], where: (index: number, field: string) => string): string[] {
   const problems: string[] = []
   routes.forEach((r, i) => {
+    if (/^\/_keygate(\/|$)/i.test(r.prefix)) {
+      problems.push(`${where(i, 'prefix')}: "${r.prefix}" is under /_keygate/, which the gateway reserves for its own endpoints (the decision endpoint /_keygate/decide): no route can serve it`)
+    }
     if (r.prefix.includes('*')) {
       const literal = r.prefix.replace(/\/?[^/]*\*.*$/, '') || '/'
       problems.push(`${where(i, 'prefix')}: "${r.prefix}" looks like a pattern, but a prefix is matched literally, on whole path segments: write "${literal}" to match ${literal} and everything under it`)

@@ -30,6 +30,7 @@ export const ENV_SETTINGS = {
     ),
     doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced.',
   },
+  KEYGATE_DECISION_CACHE_SEC: { schema: z.coerce.number().int().min(0).max(300).default(1), doc: 'How long an ingress may cache an allowing answer of the decision endpoint (`/_keygate/decide`), seconds: its `X-Accel-Expires` and `Cache-Control: private, max-age`, never beyond half of KEYGATE_IDENTITY_TTL or the credential\'s own expiry. A revoked credential is refused at the ingress within this time. 0: not cacheable. Denials never are.' },
   KEYGATE_STRIP_HEADERS: {
     schema: z.string().default('x-original-url,x-rewrite-url,true-client-ip,x-client-ip,cf-connecting-ip,x-real-ip,remote-user,x-remote-user,x-forwarded-user,x-forwarded-email,x-forwarded-groups,x-auth-request-*')
       .transform((v) => v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))

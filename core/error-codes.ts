@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed', detail: 'A route matches this path, but not this method; the Allow header lists the methods it accepts' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },
   WEBSOCKET_METHOD_INVALID: { status: 400, title: 'Bad Request', detail: 'A WebSocket upgrade must be a GET request' },
+  DECISION_PEER_UNTRUSTED: { status: 403, title: 'Forbidden', detail: 'The decision endpoint answers only the ingress proxies listed in KEYGATE_TRUSTED_PROXIES' },
+  DECISION_REQUEST_INVALID: { status: 400, title: 'Bad Request', detail: 'The decision request does not state the original request: X-Original-URI and X-Original-Method (nginx), X-Forwarded-Uri and X-Forwarded-Method (Caddy, Traefik) or a path under /_keygate/decide/ (Envoy), each once, with a method of A-Z only and no method override header' },
   PATH_INVALID: { status: 400, title: 'Bad Request', detail: 'The request path is not allowed (encoded separators, dot segments or control characters)' },
   REQUEST_MALFORMED: { status: 400, title: 'Bad Request', detail: 'The request is not valid HTTP/1.1 (its framing, Host header, version or characters); the connection is closed' },
   HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', detail: 'The request headers are too large or too many' },

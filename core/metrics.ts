@@ -43,6 +43,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers,
     }),
     invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
+    decisions: new Counter({ name: 'keygate_decisions_total', help: 'Answers of the forward-auth decision endpoint by route and code (`ok` when allowed)', labelNames: ['route', 'code'] as const, registers }),
   }
 }
 

@@ -61,8 +61,19 @@ export type Refused = {
  */
 export type RouteCheck<C> = (route: Route, context: C) => ErrorCode | undefined
 
+/**
+ * The request admission decides on, when it is not `req` itself: the decision endpoint (`decide.ts`) admits the
+ * request an ingress describes in its headers (the original target and Host), with `req`'s credential.
+ */
+export interface AdmissionTarget {
+  readonly url: string | undefined
+  readonly host: string | undefined
+}
+
 export interface Admission {
-  admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C): Promise<Admitted | Refused>
+  admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C, target?: AdmissionTarget): Promise<Admitted | Refused>
+  /** The identity headers for the upstream (the signed assertion, the plain ones when the route wants them); none without a principal. */
+  identity(admitted: Admitted): string[]
   /** The request headers for the upstream, as a flat name/value list: sanitised, forwarded, identity signed. */
   headers(req: IncomingMessage, admitted: Admitted, requestId: string): string[]
 }
@@ -70,15 +81,18 @@ export interface Admission {
 export function createAdmission(deps: AdmissionDeps): Admission {
   const refused = (code: ErrorCode, route?: Route): Refused => ({ ok: false, code, route })
   return {
-    async admit(req, method, check, context) {
-      const path = normalizePath(req.url)
+    async admit(req, method, check, context, target) {
+      const path = normalizePath(target ? target.url : req.url)
       if (!path.ok) return refused(path.code)
+      // The gateway's own endpoints (`/_keygate/…`) are never an upstream's, in any spelling that normalises to them.
+      if (isReservedPath(path.path)) return refused('ROUTE_NOT_FOUND')
+      const host = target ? target.host : req.headers.host
       const credential = extractCredential(req)
       const router = deps.router()
-      const route = router.match(path.path, method, req.headers.host)
+      const route = router.match(path.path, method, host)
       if (!route) {
         // A path some route serves, asked with a method none of them accepts: 405 with what they accept.
-        const allow = router.allowedMethods(path.path, req.headers.host)
+        const allow = router.allowedMethods(path.path, host)
         return allow.length ? { ok: false, code: 'METHOD_NOT_ALLOWED', route: undefined, allow } : refused('ROUTE_NOT_FOUND')
       }
       const denial = check?.(route, context)
@@ -109,17 +123,34 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     },
 
     headers(req, admitted, requestId) {
-      const { route, principal } = admitted
-      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: route.forward_authorization, strip: deps.stripHeaders })
+      const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: admitted.route.forward_authorization, strip: deps.stripHeaders })
       headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
-      if (principal) {
-        headers.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: admitted.method, prefix: upstreamPath(route, route.prefix) } : undefined))
-        if (route.plain_identity_headers) {
-          headers.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
-          if (principal.keyId) headers.push('x-api-key-id', principal.keyId)
-        }
-      }
+      if (admitted.principal) headers.push(...identity(admitted))
       return headers
     },
+
+    identity,
   }
+
+  function identity(admitted: Admitted): string[] {
+    const { route, principal } = admitted
+    if (!principal) return []
+    const out = [deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: admitted.method, prefix: upstreamPath(route, route.prefix) } : undefined)]
+    if (route.plain_identity_headers) {
+      out.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
+      if (principal.keyId) out.push('x-api-key-id', principal.keyId)
+    }
+    return out
+  }
+}
+
+/** The prefix of the gateway's own endpoints on its port (`/_keygate/decide`): never routed upstream. */
+export const RESERVED_PREFIX = '/_keygate'
+
+/** Whether a normalised path is the reserved prefix or under it, in any case. */
+export function isReservedPath(path: string): boolean {
+  // Almost every path's second character is not `_`: one comparison, no lowercasing.
+  if (path.charCodeAt(1) !== 95) return false
+  const lower = path.slice(0, RESERVED_PREFIX.length + 1).toLowerCase()
+  return lower === RESERVED_PREFIX || lower === `${RESERVED_PREFIX}/`
 }

@@ -14,6 +14,8 @@ export interface ForwardedPolicy {
   headers(req: IncomingMessage): string[]
   /** The client's address: the peer, or behind trusted proxies the nearest address that is not one of them. */
   clientAddress(req: IncomingMessage): string
+  /** Whether the connection comes from one of the configured proxies (whose forwarded headers are believed). */
+  trustedPeer(req: IncomingMessage): boolean
 }
 
 /**
@@ -59,6 +61,7 @@ export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientA
     return client
   }
   return {
+    trustedPeer: (req) => isTrusted(req.socket.remoteAddress ?? ''),
     clientAddress(req) {
       const remote = req.socket.remoteAddress ?? ''
       return clientOf(remote, isTrusted(remote) ? one(req.headers['x-forwarded-for']) : undefined)

@@ -28,6 +28,7 @@ import { jwtAuthenticator } from './authenticator-jwt.ts'
 import { createAdmission } from './admission.ts'
 import { corsStage } from './cors.ts'
 import { createPipeline } from './pipeline.ts'
+import { createDecision } from './decide.ts'
 import { createRouter, resolveRoutes } from './router.ts'
 import { routeReloader } from './route-reloader.ts'
 import { runPrimary } from './cluster-primary.ts'
@@ -132,19 +133,22 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       },
       resync: () => caches.clear(),
     })
+    const forwarded = forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof)
     const admission = createAdmission({
       router: () => router,
       authenticators,
       stamper: identityStamper({ signer: signing.signer, clock }),
       identityHeader: env.KEYGATE_IDENTITY_HEADER,
       stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
-      forwarded: forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof),
+      forwarded,
       metrics,
     })
     const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router) })
     const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
+    const decide = createDecision({ admission, forwarded, cacheSec: env.KEYGATE_DECISION_CACHE_SEC, identityTtlSec: () => signing.signer().ttlSec, clock, metrics, logger })
     const server = createGatewayServer({
       handle,
+      decide,
       upgrade: upgrades.handle,
       jwks: () => signing.signer().jwks(),
       ready: async () => !draining && (await migrationsApplied(db)),

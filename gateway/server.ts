@@ -6,11 +6,14 @@ import { writeProblem } from '../core/problem.ts'
 import { VERSION } from '../core/version.ts'
 
 /**
- * The gateway's HTTP server: its own endpoints (`/healthz`, `/readyz`, `/.well-known/jwks.json`) and, for
- * everything else, the pipeline.
+ * The gateway's HTTP server: its own endpoints (`/healthz`, `/readyz`, `/.well-known/jwks.json`, and under the
+ * reserved `/_keygate/` the decision endpoint `/_keygate/decide`, any method) and, for everything else, the
+ * pipeline. Nothing under `/_keygate/` is ever routed upstream.
  */
 export interface GatewayServerDeps {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>
+  /** The forward-auth decision endpoint (`decide.ts`); unset, `/_keygate/decide` is 404 like the rest of `/_keygate/`. */
+  decide?(req: IncomingMessage, res: ServerResponse): Promise<void>
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>
   jwks(): unknown
   /** Resolves true when the gateway can serve (database reachable, migrations applied, not draining). */
@@ -39,6 +42,11 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
       return writeProblem(res, refused)
     }
     const url = req.url ?? '/'
+    // `/_keygate`, `/_keygate/…`, `/_keygate?…` in any case (spellings with escapes are refused by admission).
+    if (url.charCodeAt(1) === 95 && /^\/_keygate(?:[/?]|$)/i.test(url)) {
+      if (deps.decide && /^\/_keygate\/decide(?:[/?]|$)/i.test(url)) return void deps.decide(req, res)
+      return writeProblem(res, 'ROUTE_NOT_FOUND')
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (url === '/healthz') return json(res, 200, { status: 'ok', version: VERSION })
       if (url === '/readyz') {

@@ -62,3 +62,12 @@ t.test('a refused upstream URL is never repeated in the message: it may hold cre
   t.equal(problems.length, 1)
   t.notMatch(problems[0], /s3cret/)
 })
+
+t.test('a prefix under the reserved /_keygate/ is refused: the decision endpoint lives there and nothing there is routed', async (t) => {
+  for (const prefix of ['/_keygate', '/_keygate/', '/_keygate/decide', '/_KEYGATE/x']) {
+    const problems = problemsOf(`name: shadow, prefix: "${prefix}", upstream: e`)
+    t.equal(problems.length, 1, prefix)
+    t.match(problems[0], /routes\[0\]\.prefix \(route "shadow"\): ".*" is under \/_keygate\/, which the gateway reserves/, prefix)
+  }
+  t.same(problemsOf('name: near, prefix: /_keygates, upstream: e'), [], 'a longer segment is not under it')
+})
