@@ -26,8 +26,8 @@ import { requestIdOf } from './pipeline.ts'
  * that is not A-Z, or a method override header (which the ingress would pass to the upstream, where the proxy
  * drops it) is 400 DECISION_REQUEST_INVALID.
  *
- * An allowing answer may be cached by the ingress for `cacheSec` (`X-Accel-Expires`, `Cache-Control: private,
- * max-age`), never beyond half the identity's lifetime (the assertion is reused up to half its lifetime, so one
+ * An allowing answer may be cached by the ingress for `cacheSec` (`X-Accel-Expires` as an absolute time, see
+ * `accelExpires`; `Cache-Control: private, max-age`), never beyond half the identity's lifetime (the assertion is reused up to half its lifetime, so one
  * taken from the ingress's cache is still valid) nor past the credential's own deadline. Denials never are.
  *
  * What the proxy does past admission is the ingress's own in this mode: body limits, timeouts, `max_concurrent`,
@@ -38,6 +38,8 @@ export const DECIDE_PATH = '/_keygate/decide'
 
 export interface DecisionDeps {
   admission: Admission
+  /** KEYGATE_IDENTITY_HEADER. */
+  identityHeader: string
   forwarded: Pick<ForwardedPolicy, 'trustedPeer'>
   /** KEYGATE_DECISION_CACHE_SEC. */
   cacheSec: number
@@ -51,6 +53,7 @@ export interface DecisionDeps {
 type Original = { ok: true; method: string; target: AdmissionTarget } | { ok: false; detail: string }
 
 const METHOD = /^[A-Z]{1,32}$/
+const PLAIN_HEADERS = ['x-user-id', 'x-username', 'x-auth-method', 'x-api-key-id']
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const NGINX = ['x-original-uri', 'x-original-method'] as const
 const FORWARDED = ['x-forwarded-uri', 'x-forwarded-method'] as const
@@ -107,6 +110,16 @@ export function decisionCacheSeconds(cacheSec: number, identityTtlSec: number, p
   return Math.max(0, n)
 }
 
+/**
+ * `X-Accel-Expires` for a decision cacheable for `seconds` from `now` (ms): nginx counts whole seconds and
+ * serves an entry through the whole second it expires in, so a relative `N` could serve it almost N + 1 s.
+ * The absolute form names the last whole second in which the entry may be served, so that it is gone by
+ * now + N: kept between N - 1 and N seconds. 0 (not cached) when nothing is cacheable.
+ */
+export function accelExpires(seconds: number, now: number): string {
+  return seconds > 0 ? `@${Math.floor(now / 1000) + seconds - 1}` : '0'
+}
+
 export function createDecision(deps: DecisionDeps) {
   const { admission, logger, metrics } = deps
 
@@ -136,11 +149,16 @@ export function createDecision(deps: DecisionDeps) {
       }
       routeName = admitted.route.name
       principal = admitted.principal
-      cacheSec = decisionCacheSeconds(deps.cacheSec, deps.identityTtlSec(), principal, deps.clock.now())
+      const now = deps.clock.now()
+      cacheSec = decisionCacheSeconds(deps.cacheSec, deps.identityTtlSec(), principal, now)
       const headers = admission.identity(admitted)
+      // Every identity header is stated, empty when the request gets none (a public route, a route without
+      // plain headers): an ingress that copies a header the answer lacks may set something else (Caddy 2.6
+      // sets its placeholder's text), and one that copies an empty value clears the client's copy.
+      for (const name of [deps.identityHeader, ...PLAIN_HEADERS]) if (!headers.includes(name)) headers.push(name, '')
       headers.push(
         'x-request-id', requestId,
-        'x-accel-expires', String(cacheSec),
+        'x-accel-expires', accelExpires(cacheSec, now),
         'cache-control', cacheSec > 0 ? `private, max-age=${cacheSec}` : 'no-store',
         'content-length', '0',
       )

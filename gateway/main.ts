@@ -145,7 +145,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     })
     const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router) })
     const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
-    const decide = createDecision({ admission, forwarded, cacheSec: env.KEYGATE_DECISION_CACHE_SEC, identityTtlSec: () => signing.signer().ttlSec, clock, metrics, logger })
+    const decide = createDecision({ admission, identityHeader: env.KEYGATE_IDENTITY_HEADER, forwarded, cacheSec: env.KEYGATE_DECISION_CACHE_SEC, identityTtlSec: () => signing.signer().ttlSec, clock, metrics, logger })
     const server = createGatewayServer({
       handle,
       decide,

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import t from 'tap'
 import type { Principal } from '../../../gateway/authenticator.ts'
-import { decisionCacheSeconds, originalRequest } from '../../../gateway/decide.ts'
+import { accelExpires, decisionCacheSeconds, originalRequest } from '../../../gateway/decide.ts'
 
 /** The decision endpoint's pure parts: how long an ingress may keep an answer, and how the original request is read. */
 const principal = (validUntil?: number): Principal => ({ userId: 'u', username: 'alice', auth: 'api_key', scopes: ['*'], credentialId: 'c', revocationKey: 'k:x', validUntil })
@@ -39,4 +39,11 @@ t.test('the original request is read from exactly one source', async (t) => {
     request('/_keygate/decide/a', ['X-Method-Override', 'DELETE']),
   ]
   for (const req of refused) t.equal(originalRequest(req).ok, false, JSON.stringify(req.rawHeaders))
+})
+
+t.test('X-Accel-Expires names the last whole second an entry may be served, so nginx keeps it at most the cache time', async (t) => {
+  t.equal(accelExpires(1, 100_300), '@100', 'served through second 100, gone at 101.0 (within 0.7 s)')
+  t.equal(accelExpires(1, 100_999), '@100', 'gone at 101.0 (1 ms later)')
+  t.equal(accelExpires(5, 100_000), '@104', 'gone at 105.0')
+  t.equal(accelExpires(0, 100_000), '0', 'not cacheable')
 })
