@@ -18,7 +18,8 @@ import { requestIdOf } from './pipeline.ts'
  * the problem answer the proxy would give (401 with `WWW-Authenticate`, 403, 404, 405, 503).
  *
  * The original request is read from exactly one of:
- *   - `X-Original-URI` + `X-Original-Method` (nginx), Host from `X-Forwarded-Host` or `Host`;
+ *   - `X-Original-URI` + `X-Original-Method` (nginx), Host from `X-Forwarded-Host` or `Host`; or
+ *     `X-Original-URL` (absolute, its authority the Host) + `X-Original-Method` (Kubernetes ingress-nginx);
  *   - `X-Forwarded-Uri` + `X-Forwarded-Method` (Caddy, Traefik), Host likewise;
  *   - the path after `/_keygate/decide` and the request's own method and Host (Envoy's `path_prefix`).
  * Only a peer in KEYGATE_TRUSTED_PROXIES is answered at all (403 DECISION_PEER_UNTRUSTED): anyone else could
@@ -57,7 +58,11 @@ const PLAIN_HEADERS = ['x-user-id', 'x-username', 'x-auth-method', 'x-api-key-id
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const NGINX = ['x-original-uri', 'x-original-method'] as const
 const FORWARDED = ['x-forwarded-uri', 'x-forwarded-method'] as const
-const WATCHED = new Set<string>([...NGINX, ...FORWARDED, 'x-forwarded-host'])
+/** ingress-nginx's `auth-url` states the whole URL (`$scheme://$http_host$request_uri`), not the URI. */
+const ORIGINAL_URL = 'x-original-url'
+const WATCHED = new Set<string>([...NGINX, ...FORWARDED, ORIGINAL_URL, 'x-forwarded-host'])
+/** An absolute URL split without normalising anything: the target is judged exactly as the ingress received it. */
+const ABSOLUTE = /^https?:\/\/([^/?#\s]+)([/?][^\s]*)?$/i
 
 /**
  * The headers the decision reads, each with how often it came (Node joins repeated unknown headers with ", ",
@@ -88,19 +93,27 @@ export function originalRequest(req: IncomingMessage): Original {
   const get = (name: string) => values.get(name)?.[0]
   const url = req.url ?? ''
   const suffix = url.length > DECIDE_PATH.length && url[DECIDE_PATH.length] === '/' ? url.slice(DECIDE_PATH.length) : undefined
-  const sources = [suffix !== undefined, NGINX.some((n) => values.has(n)), FORWARDED.some((n) => values.has(n))].filter(Boolean).length
-  if (sources === 0) return { ok: false, detail: 'The decision request does not state the original request: send X-Original-URI and X-Original-Method (nginx), X-Forwarded-Uri and X-Forwarded-Method (Caddy, Traefik), or ask /_keygate/decide/<original path> (Envoy)' }
-  if (sources > 1) return { ok: false, detail: 'The decision request states the original request in more than one way (X-Original-*, X-Forwarded-Uri/-Method, a path under /_keygate/decide/): the ingress must clear the headers it does not set' }
+  const nginx = NGINX.some((n) => values.has(n)) || values.has(ORIGINAL_URL)
+  const sources = [suffix !== undefined, nginx, FORWARDED.some((n) => values.has(n))].filter(Boolean).length
+  if (sources === 0) return { ok: false, detail: 'The decision request does not state the original request: send X-Original-URI (or X-Original-URL) and X-Original-Method (nginx), X-Forwarded-Uri and X-Forwarded-Method (Caddy, Traefik), or ask /_keygate/decide/<original path> (Envoy)' }
+  if (sources > 1 || (values.has(ORIGINAL_URL) && values.has(NGINX[0]))) return { ok: false, detail: 'The decision request states the original request in more than one way (X-Original-URI, X-Original-URL, X-Forwarded-Uri, a path under /_keygate/decide/): the ingress must clear the headers it does not set' }
   if (suffix !== undefined) {
     // Envoy's ext_authz: the original method and Host are the request's own.
     return { ok: true, method: req.method ?? 'GET', target: { url: suffix, host: req.headers.host } }
   }
-  const [uriName, methodName] = values.has(NGINX[0]) || values.has(NGINX[1]) ? NGINX : FORWARDED
-  const uri = get(uriName)
+  const [uriName, methodName] = nginx ? (values.has(ORIGINAL_URL) ? [ORIGINAL_URL, NGINX[1]] : NGINX) : FORWARDED
+  let uri = get(uriName)
   const method = get(methodName)
   if (uri === undefined || method === undefined) return { ok: false, detail: `The decision request must carry both ${uriName} and ${methodName}` }
   if (!METHOD.test(method)) return { ok: false, detail: `${methodName} must be an HTTP method in capital letters A-Z` }
-  return { ok: true, method, target: { url: uri, host: get('x-forwarded-host') ?? req.headers.host } }
+  let host = get('x-forwarded-host') ?? req.headers.host
+  if (uriName === ORIGINAL_URL) {
+    const absolute = ABSOLUTE.exec(uri)
+    if (!absolute) return { ok: false, detail: 'X-Original-URL must be an absolute http(s) URL' }
+    host = absolute[1]
+    uri = absolute[2] === undefined ? '/' : absolute[2][0] === '?' ? `/${absolute[2]}` : absolute[2]
+  }
+  return { ok: true, method, target: { url: uri, host } }
 }
 
 /** Seconds an ingress may keep an allowing decision: the setting, within the identity's half-life and the credential's deadline. */

@@ -400,3 +400,26 @@ t.test('the gateway\'s memory comes from the bench: the request covers the measu
   t.ok(mebibytes(c.resources.limits.memory) >= Math.max(...rss) + 125, `limit ${c.resources.limits.memory} ≥ that plus a full credential cache`)
   t.equal(setting(c, 'KEYGATE_WORKERS'), '1', 'one process per pod: the pod\'s CPU is one event loop\'s')
 })
+
+t.test('the ingress-nginx forward-auth example asks the gateway Service\'s decision endpoint about a route the overlay serves', async (t) => {
+  const objects = render('deploy/kubernetes/forward-auth')
+  for (const o of objects) t.same(kubernetesSchemaProblems(o), [], `${o.kind} ${o.metadata?.name}`)
+  const ingress = of(objects, 'Ingress')[0]!
+  t.ok(ingress, 'an Ingress')
+  const a = (ingress.metadata as unknown as { annotations: Record<string, string> }).annotations
+  const url = new URL(a['nginx.ingress.kubernetes.io/auth-url']!)
+  const service = named(rendered.overlay, 'Service', 'keygate-gateway')!
+  const namespace = (service.metadata as { namespace?: string }).namespace
+  t.equal(url.hostname, `${service.metadata.name}.${namespace}.svc.cluster.local`, 'the gateway Service of the example overlay, by its cluster name')
+  t.ok(service.spec.ports.some((p: { name: string; port: number }) => p.name === 'http' && p.port === Number(url.port)), 'on its http port')
+  t.equal(url.pathname, '/_keygate/decide')
+  t.ok(a['nginx.ingress.kubernetes.io/auth-response-headers']!.split(',').map((h) => h.trim().toLowerCase()).includes(defaultOf('KEYGATE_IDENTITY_HEADER')), 'the identity header is copied onto the request')
+  t.match(a['nginx.ingress.kubernetes.io/auth-cache-key'], /\$request_method.*\$host.*\$request_uri.*\$http_authorization/, 'decisions are kept per method, host, URI and credential')
+  t.equal(a['nginx.ingress.kubernetes.io/auth-cache-duration'], '200 1s', 'only allowing answers are kept, for at most the default decision cache time')
+  const gw = containersOf(deployments(rendered.overlay).gateways[0]!)[0]!
+  t.not(setting(gw, 'KEYGATE_TRUSTED_PROXIES'), '', 'the gateways trust the controller (KEYGATE_TRUSTED_PROXIES is set)')
+  const routes = parse(read('deploy/kubernetes/overlays/example/routes/keygate.yaml')) as { routes: Array<{ prefix: string; upstream: string }> }
+  for (const rule of ingress.spec.rules) {
+    for (const p of rule.http.paths) t.ok(routes.routes.some((r) => r.prefix === p.path && r.upstream === p.backend.service.name), `${p.path} is a route of the overlay's route file, to ${p.backend.service.name}`)
+  }
+})

@@ -26,7 +26,12 @@ t.test('the original request is read from exactly one source', async (t) => {
   t.same(originalRequest(request('/_keygate/decide', ['X-Original-URI', '/a?b', 'X-Original-Method', 'POST', 'Host', 'kg', 'X-Forwarded-Host', 'app.example.com'])), { ok: true, method: 'POST', target: { url: '/a?b', host: 'app.example.com' } }, 'nginx')
   t.same(originalRequest(request('/_keygate/decide', ['X-Forwarded-Uri', '/a', 'X-Forwarded-Method', 'PUT', 'Host', 'app'])), { ok: true, method: 'PUT', target: { url: '/a', host: 'app' } }, 'Caddy, Traefik')
   t.same(originalRequest(request('/_keygate/decide/a/b?c', ['Host', 'app'], 'DELETE')), { ok: true, method: 'DELETE', target: { url: '/a/b?c', host: 'app' } }, 'Envoy')
+  t.same(originalRequest(request('/_keygate/decide', ['X-Original-URL', 'https://shop.example.com/api/%2e%2e/x?y=1', 'X-Original-Method', 'GET', 'Host', 'kg'])), { ok: true, method: 'GET', target: { url: '/api/%2e%2e/x?y=1', host: 'shop.example.com' } }, 'ingress-nginx: the URL is split, not normalised')
+  t.same(originalRequest(request('/_keygate/decide', ['X-Original-URL', 'http://shop.example.com', 'X-Original-Method', 'GET'])), { ok: true, method: 'GET', target: { url: '/', host: 'shop.example.com' } }, 'ingress-nginx: no path is /')
   const refused = [
+    request('/_keygate/decide', ['X-Original-URL', '/a', 'X-Original-Method', 'GET']),
+    request('/_keygate/decide', ['X-Original-URL', 'ftp://x/a', 'X-Original-Method', 'GET']),
+    request('/_keygate/decide', ['X-Original-URL', 'http://x/a', 'X-Original-URI', '/public', 'X-Original-Method', 'GET']),
     request('/_keygate/decide', []),
     request('/_keygate/decide', ['X-Original-URI', '/a']),
     request('/_keygate/decide', ['X-Original-URI', '/a', 'X-Original-Method', 'GET', 'X-Original-Method', 'DELETE']),
