@@ -9,6 +9,7 @@ import { nodeArgs as runArgs } from '../scripts/entry-points.ts'
 import { startBenchKeygate, type BenchKeygate } from './keygate-process.ts'
 import type { LoadResult } from './load.ts'
 import { startNginx, type RunningNginx } from './nginx.ts'
+import { startNginxForwardAuth } from './nginx-forward-auth.ts'
 import { treeCpuMs, treeRss } from './system.ts'
 import { loadGenerator, type LoadSpec } from './wrk.ts'
 
@@ -22,7 +23,7 @@ import { loadGenerator, type LoadSpec } from './wrk.ts'
  *
  * BENCH_SECONDS (10 per round), BENCH_ROUNDS (2), BENCH_WARMUP (2 s), BENCH_CONNECTIONS (50), BENCH_POOL (2000
  * keys for the cold path), BENCH_ONLY (scenario ids, comma-separated: direct,nginx,bare,apikey,jwt,cold,
- * embedded,workers2), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_NODE_ARGS (extra node arguments for the gateways,
+ * embedded,workers2,decide-cached,decide-uncached), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_NODE_ARGS (extra node arguments for the gateways,
  * such as `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_KEEP=1 (keep the gateways' logs), BENCH_COMPARE_DIR (another
  * checkout, such as the code before a change: its gateway runs beside this one on the same database, as the
  * scenarios apikey-base and jwt-base).
@@ -40,8 +41,8 @@ const compareDir = process.env.BENCH_COMPARE_DIR
 // 181 bytes of JSON.
 const body = JSON.stringify({ id: 'c1', title: 'hello', items: Array.from({ length: 8 }, (_, i) => ({ n: i, ok: true })) })
 
-/** `pid`: the proxy's process (its RSS and CPU time are reported). */
-interface Scenario { id: string; name: string; spec: Omit<LoadSpec, 'connections' | 'seconds'>; pid?: number; beforeRound?: () => Promise<void> }
+/** `pid`: the proxy's process (its RSS and CPU time are reported); `alsoPid`: a second one counted with it (decision mode's Keygate). */
+interface Scenario { id: string; name: string; spec: Omit<LoadSpec, 'connections' | 'seconds'>; pid?: number; alsoPid?: number; beforeRound?: () => Promise<void> }
 type Round = LoadResult & { rss?: number; cpuMs?: number }
 
 const wanted = (id: string) => !only || only.has(id)
@@ -110,6 +111,20 @@ async function main() {
           await keyPool(databaseUrl, s.schema, poolSize, file)
           scenarios.push({ id: 'cold', name: `Keygate, cold key (${poolSize} keys in turn: Redis, then PostgreSQL)`, spec: { origin: cold.url, path: '/bench', bearerFile: file }, pid: cold.pid, beforeRound: () => deleteRedisKeys(redisUrl, `${coldPrefix}cache:*`) })
         }
+        // Decision mode: nginx asks this Keygate (which believes it) about each request, then proxies to the upstream itself.
+        const decideIds = ['decide-cached', 'decide-uncached'].filter(wanted)
+        if (decideIds.length) {
+          const d = await startBenchKeygate('keygate-decide', dir, { ...pgEnv, KEYGATE_REDIS_PREFIX: `${s.prefix}d:`, KEYGATE_TRUSTED_PROXIES: '127.0.0.1' }, nodeArgs)
+          gateways.push(d)
+          for (const id of decideIds) {
+            const n = await startNginxForwardAuth(dir, d.url, upstreamOrigin, id === 'decide-cached')
+            if ('skipped' in n) notes.push(`${id} skipped: ${n.skipped}`)
+            else {
+              children.push(n.stop)
+              scenarios.push({ id, name: `nginx + auth_request → Keygate (decision ${id === 'decide-cached' ? 'cached, KEYGATE_DECISION_CACHE_SEC=1' : 'uncached'}), API key`, spec: { origin: n.url, path: '/bench', bearer: key }, pid: n.pid, alsoPid: d.pid })
+            }
+          }
+        }
         if (wanted('workers2')) {
           const w = await startBenchKeygate('keygate-workers2', dir, { ...pgEnv, KEYGATE_REDIS_PREFIX: `${s.prefix}w:`, KEYGATE_WORKERS: '2' }, nodeArgs)
           gateways.push(w)
@@ -126,9 +141,10 @@ async function main() {
 
     const run = async (s: Scenario, secs: number): Promise<Round> => {
       await s.beforeRound?.()
-      const cpu0 = s.pid ? treeCpuMs(s.pid) : 0
+      const cpuOf = () => (s.pid ? treeCpuMs(s.pid) : 0) + (s.alsoPid ? treeCpuMs(s.alsoPid) : 0)
+      const cpu0 = cpuOf()
       const result = await generator.run({ ...s.spec, connections, seconds: secs })
-      return s.pid ? { ...result, cpuMs: treeCpuMs(s.pid) - cpu0, rss: treeRss(s.pid) } : result
+      return s.pid ? { ...result, cpuMs: cpuOf() - cpu0, rss: treeRss(s.pid) + (s.alsoPid ? treeRss(s.alsoPid) : 0) } : result
     }
     for (const s of scenarios) {
       const w = await run(s, warmup)
@@ -205,6 +221,8 @@ function report(scenarios: Scenario[], results: Map<string, Round[]>, generatorN
     targets.push(`- API key added p99 ≤ 3 ms over nginx: ${(apikey.p99 - nginx.p99).toFixed(2)} ms — ${mark(apikey.p99 - nginx.p99 <= 3)}`)
   }
   if (apikey && jwt) targets.push(`- JWT within 10 % of API key: ${(((jwt.rps - apikey.rps) / apikey.rps) * 100).toFixed(1)} % — ${mark(Math.abs(jwt.rps - apikey.rps) <= 0.1 * apikey.rps)}`)
+  const decideCached = median('decide-cached')
+  if (decideCached && nginx) targets.push(`- nginx + auth_request → Keygate, decision cached ≥ 0.80× nginx req/s (issue 17): ${(decideCached.rps / nginx.rps).toFixed(2)}× — ${mark(decideCached.rps >= 0.8 * nginx.rps)}`)
   if (cold) targets.push(`- cold key p99 ≤ 5 ms: ${cold.p99.toFixed(2)} ms — ${mark(cold.p99 <= 5)}`)
   const totalErrors = [...results.values()].flat().reduce((n, x) => n + x.errors, 0)
   targets.push(`- zero errors in every scenario: ${totalErrors} — ${mark(totalErrors === 0)}`)

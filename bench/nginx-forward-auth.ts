@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process'
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ROOT } from '../scripts/entry-points.ts'
+import { ensureBinary, freePort, waitFor } from './system.ts'
+
+/**
+ * Decision mode for `npm run bench`: nginx from the shipped `deploy/nginx-forward-auth.conf` (only the addresses
+ * and the cache directory put in) in front of the bench upstream, asking a Keygate about every request, with the
+ * decision cache as shipped (`cached`) or turned off. One worker, as the nginx row; the access log on, as every
+ * row writes one line per request.
+ */
+export interface RunningForwardAuth { url: string; pid: number; stop(): Promise<void> }
+
+export async function startNginxForwardAuth(dir: string, keygate: string, upstream: string, cached: boolean): Promise<RunningForwardAuth | { skipped: string }> {
+  const bin = ensureBinary('nginx', 'nginx')
+  if (!bin.path) return { skipped: bin.why! }
+  const prefix = join(dir, `nginx-decide-${cached ? 'cached' : 'uncached'}`)
+  mkdirSync(join(prefix, 'logs'), { recursive: true })
+  mkdirSync(join(prefix, 'decisions'), { recursive: true })
+  // Workers of a master started as root run as nobody: they write the decision cache.
+  chmodSync(dir, 0o755)
+  chmodSync(prefix, 0o755)
+  if (process.getuid?.() === 0) chownSync(join(prefix, 'decisions'), 65534, 65534)
+  const port = await freePort()
+  const put = (text: string, from: string, to: string) => {
+    if (!text.includes(from)) throw new Error(`deploy/nginx-forward-auth.conf no longer contains "${from}"`)
+    return text.replaceAll(from, to)
+  }
+  let conf = readFileSync(join(ROOT, 'deploy/nginx-forward-auth.conf'), 'utf8')
+  conf = put(conf, 'server keygate:8000;', `server ${keygate.replace(/^http:\/\//, '')};`)
+  conf = put(conf, 'server app:8080;', `server ${upstream.replace(/^http:\/\//, '')};`)
+  conf = put(conf, 'listen 80;', `listen 127.0.0.1:${port};`)
+  conf = put(conf, '/run/nginx-keygate-decisions', join(prefix, 'decisions'))
+  if (!cached) conf = put(conf, 'proxy_cache keygate_decisions;', 'proxy_cache off;')
+  writeFileSync(join(prefix, 'forward-auth.conf'), conf)
+  writeFileSync(join(prefix, 'nginx.conf'), `
+daemon off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log ${prefix}/logs/access.log;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  include ${prefix}/forward-auth.conf;
+}
+`)
+  const child = spawn(bin.path, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'logs', 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  let exited = false
+  child.once('exit', () => { exited = true })
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitFor('nginx (forward auth) answering', async () => (await fetch(`${url}/bench`)).status > 0, () => (exited ? 'exited' : undefined), 15_000)
+  } catch (err) {
+    child.kill('SIGKILL')
+    return { skipped: `nginx did not start (${(err as Error).message}${stderr ? `: ${stderr.trim()}` : ''})` }
+  }
+  return {
+    url,
+    pid: child.pid!,
+    stop: () => new Promise((r) => { if (exited) return r(); child.once('exit', () => r()); child.kill('SIGQUIT') }),
+  }
+}
