@@ -82,7 +82,7 @@ async function main() {
       children.push(bare.stop)
       scenarios.push({ id: 'bare', name: 'bare Node proxy (http server + undici dispatch, nothing else)', spec: { origin: bare.url, path: '/bench' }, pid: bare.pid })
     }
-    const needPg = ['apikey', 'jwt', 'cold', 'workers2'].filter(wanted)
+    const needPg = ['apikey', 'jwt', 'cold', 'workers2', 'decide-cached', 'decide-uncached'].filter(wanted)
     if (needPg.length) {
       stores = await sharedStores(databaseUrl, redisUrl)
       if ('skipped' in stores) notes.push(`${needPg.join(', ')} skipped: ${stores.skipped}`)
