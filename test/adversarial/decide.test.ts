@@ -2,7 +2,7 @@ import t from 'tap'
 import { echoGateway } from '../helpers/echo-gateway.ts'
 import { BOOTSTRAP, call } from '../helpers/keygate.ts'
 import { identityApp, startCaddyForwardAuth, startNginxForwardAuth } from '../helpers/ingress.ts'
-import { rawRequest, statusAndCode } from '../helpers/raw-http.ts'
+import { leakedSecrets, rawRequest, statusAndCode } from '../helpers/raw-http.ts'
 
 /**
  * Hostile use of the decision endpoint (`/_keygate/decide`): a client that is no trusted proxy stating the
@@ -34,6 +34,7 @@ t.test('a peer outside KEYGATE_TRUSTED_PROXIES gets no decision, whatever it sta
     t.equal((await res.json()).code, 'DECISION_PEER_UNTRUSTED', what)
     t.equal(res.headers.get('x-keygate-identity'), null, `${what}: no identity is signed for it`)
   }
+  t.same(leakedSecrets(kg.logs, [key]), [], 'the key is in no log line')
   const { kg: closed } = await echoGateway(t, 'adv_decide_default', { routes: ROUTES })
   const res = await fetch(`${closed.url}/_keygate/decide`, { headers: { 'x-original-uri': '/public/x', 'x-original-method': 'GET' } })
   t.equal(res.status, 403, 'with no trusted proxy configured (the default) the endpoint answers nobody')
@@ -133,4 +134,5 @@ t.test('a method cannot be smuggled past the decision', async (t) => {
   t.equal(override.status, 400)
   t.equal((await override.json()).code, 'DECISION_REQUEST_INVALID')
   t.equal(app.seen.length, 0, 'nothing reached the application')
+  t.same(leakedSecrets(kg.logs, [BOOTSTRAP.password]), [], 'no secret in a log line')
 })
