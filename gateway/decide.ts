@@ -54,7 +54,8 @@ export interface DecisionDeps {
 type Original = { ok: true; method: string; target: AdmissionTarget } | { ok: false; detail: string }
 
 const METHOD = /^[A-Z]{1,32}$/
-const PLAIN_HEADERS = ['x-user-id', 'x-username', 'x-auth-method', 'x-api-key-id']
+/** The plain identity headers of routes with `plain_identity_headers`, stated (empty or not) in every allowing answer. */
+export const PLAIN_HEADERS = ['x-user-id', 'x-username', 'x-auth-method', 'x-api-key-id'] as const
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const NGINX = ['x-original-uri', 'x-original-method'] as const
 const FORWARDED = ['x-forwarded-uri', 'x-forwarded-method'] as const
