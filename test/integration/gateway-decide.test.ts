@@ -1,7 +1,11 @@
 import t from 'tap'
 import { verifyIdentity } from '@keygate/verify'
-import { BOOTSTRAP, call } from '../helpers/keygate.ts'
+import { apiKeyFormat } from '../../core/api-key-format.ts'
+import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { echoGateway } from '../helpers/echo-gateway.ts'
+import { testSchema } from '../helpers/postgres.ts'
+import { tcpProxy } from '../helpers/tcp-proxy.ts'
+import { echoRouteFile, echoServer } from '../helpers/upstreams.ts'
 
 /**
  * The decision endpoint on the gateway port, asked the way each ingress asks: what the proxy would answer for
@@ -123,4 +127,28 @@ t.test('the decision cache time is bounded by half the identity lifetime, and 0 
   t.equal(none.status, 200)
   t.equal(none.headers.get('x-accel-expires'), '0')
   t.equal(none.headers.get('cache-control'), 'no-store')
+})
+
+t.test('with the database away, an uncached credential gets the proxy\'s 503, a cached one is still allowed', async (t) => {
+  const db = await testSchema('decide_db_down')
+  const pg = new URL(db.url)
+  const proxy = await tcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) })
+  t.teardown(() => proxy.close())
+  const through = new URL(db.url)
+  through.port = String(proxy.port)
+  const echo = await echoServer()
+  t.teardown(() => echo.close())
+  const kg = await keygateOnPostgres('decide_db_down', { DATABASE_URL: through.toString(), KEYGATE_CONFIG: echoRouteFile(echo.origin, ROUTES), KEYGATE_DEMOS: 'false', KEYGATE_TRUSTED_PROXIES: '127.0.0.1,::1', DATABASE_STATEMENT_TIMEOUT_MS: '500' }, db)
+  t.teardown(async () => { await kg.close(); await db.drop() })
+  const jwt: string = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+  const key: string = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'cached' } })).json.api_key
+  const decide = (credential: string) => fetch(`${kg.url}/_keygate/decide`, { headers: { 'x-original-uri': '/echo/x', 'x-original-method': 'GET', authorization: `Bearer ${credential}` } })
+  t.equal((await decide(key)).status, 200, 'the key is now cached')
+  proxy.cut()
+  const unknown = await decide(apiKeyFormat().generate().key)
+  t.equal(unknown.status, 503)
+  t.equal((await unknown.json()).code, 'DATABASE_UNAVAILABLE')
+  t.equal(unknown.headers.get('x-accel-expires'), '0', 'never cached')
+  t.equal((await decide(key)).status, 200, 'a cached credential keeps working')
+  proxy.restore()
 })
