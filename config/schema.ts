@@ -28,7 +28,7 @@ export const ENV_SETTINGS = {
       (list) => list.every((e) => { const [a, b] = e.split('/'); return isIP(a!) !== 0 && (b === undefined || (/^\d+$/.test(b) && Number(b) <= (isIP(a!) === 6 ? 128 : 32))) }),
       'comma-separated IP addresses or CIDR ranges, such as 10.0.0.0/8,::1',
     ),
-    doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced.',
+    doc: 'Proxies (IPs or CIDR ranges, comma-separated) whose x-forwarded-for/-proto/-host are believed; from anyone else they are replaced. Also the only peers the decision endpoint `/_keygate/decide` answers (an ingress in decision mode).',
   },
   KEYGATE_DECISION_CACHE_SEC: { schema: z.coerce.number().int().min(0).max(300).default(1), doc: 'How long an ingress may cache an allowing answer of the decision endpoint (`/_keygate/decide`), seconds: its `X-Accel-Expires` and `Cache-Control: private, max-age`, never beyond half of KEYGATE_IDENTITY_TTL or the credential\'s own expiry. A revoked credential is refused at the ingress within this time. 0: not cacheable. Denials never are.' },
   KEYGATE_STRIP_HEADERS: {
