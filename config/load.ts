@@ -98,6 +98,9 @@ function parseEnv(env: NodeJS.ProcessEnv): { env?: EnvConfig; problems: string[]
   if ((env.KEYGATE_SMTP_URL === undefined) !== (env.KEYGATE_MAIL_FROM === undefined)) {
     problems.push('environment: KEYGATE_SMTP_URL and KEYGATE_MAIL_FROM go together')
   }
+  if ((env.KEYGATE_TLS_CERT_FILE === undefined) !== (env.KEYGATE_TLS_KEY_FILE === undefined)) {
+    problems.push('environment: KEYGATE_TLS_CERT_FILE and KEYGATE_TLS_KEY_FILE go together')
+  }
   if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
     problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')
   }
