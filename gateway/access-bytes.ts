@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
 /**
@@ -13,9 +12,9 @@ type Counted = Socket & { [kIn]?: number; [kOut]?: number }
 /** Valid until the next call: one result object is reused. */
 const scratch = { in: 0, out: 0 }
 
-/** The bytes read and written on the request's connection since the previous call for it. */
-export function exchangeBytes(req: IncomingMessage): { readonly in: number; readonly out: number } {
-  const socket = req.socket as Counted
+/** The bytes read and written on a request's connection (`req.socket`, taken while the request holds it) since the previous call for it. */
+export function exchangeBytes(connection: Socket): { readonly in: number; readonly out: number } {
+  const socket = connection as Counted
   const read = socket.bytesRead
   const written = socket.bytesWritten
   scratch.in = read - (socket[kIn] ?? 0)

@@ -87,6 +87,9 @@ export function createPipeline(deps: PipelineDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
     const trace = traceContextOf(req)
+    // Read now: once the answer is sent the request may have let go of its connection.
+    const connection = req.socket
+    const client = deps.clientAddress?.(req)
     // Every answer carries the request id: the problem responses through deny(), the upstream's through the
     // forward stage (set once with the other headers: a setHeader() here made Node merge them one by one).
     const requestId = requestIdOf(req)
@@ -214,7 +217,7 @@ export function createPipeline(deps: PipelineDeps) {
       metrics.requestDuration.observe({ route: routeName, status_class: statusClass }, (ended - started) / 1000)
       const url = req.url ?? ''
       const query = url.indexOf('?')
-      const bytes = exchangeBytes(req)
+      const bytes = exchangeBytes(connection)
       logger.info('request', {
         request_id: requestId,
         trace_id: trace.traceId,
@@ -225,7 +228,7 @@ export function createPipeline(deps: PipelineDeps) {
         duration_ms: Math.round((ended - started) * 100) / 100,
         upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
         upstream: origin,
-        client: deps.clientAddress?.(req),
+        client,
         user_agent: req.headers['user-agent'],
         bytes_in: bytes.in,
         bytes_out: bytes.out,
