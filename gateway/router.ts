@@ -1,6 +1,6 @@
 import { dirname } from 'node:path'
 import { METHODS, routeSchema, type FileConfig, type RouteConfig } from '../config/schema.ts'
-import { readUpstreamTls, type UpstreamTls } from './upstream-tls.ts'
+import { readUpstreamTls, type UpstreamTls } from '../config/upstream-tls.ts'
 
 /** A route ready to serve: its upstream resolved to origins, its audience decided. */
 export interface Route extends RouteConfig {

@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher } from 'undici'
 import type { Route } from './router.ts'
-import type { UpstreamTls } from './upstream-tls.ts'
+import type { UpstreamTls } from '../config/upstream-tls.ts'
 
 /**
  * Connection pools of upstreams with their own TLS settings (`upstream-tls.ts`): one undici Agent per distinct

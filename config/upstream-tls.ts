@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import type { FileConfig } from '../config/schema.ts'
+import type { FileConfig } from './schema.ts'
 
 /**
  * An upstream's own TLS settings, read from the files the route file names: `ca_file` (the CAs its
