@@ -165,7 +165,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router),
       clientAddress: (req) => forwarded.clientAddress(req), spans, dispatcherFor: (route) => tlsPools.for(route),
     })
-    const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
+    const upgrades = createUpgradeHandler({ admission, streams, metrics, logger, clientAddress: (req) => forwarded.clientAddress(req) })
     const server = createGatewayServer({
       handle,
       upgrade: upgrades.handle,

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { readFileSync } from 'node:fs'
+import WebSocket, { WebSocketServer } from 'ws'
 import { keygateOnPglite } from '../helpers/keygate.ts'
 import { testPki } from '../helpers/certificates.ts'
 import { routeFile } from '../helpers/upstreams.ts'
@@ -58,14 +59,22 @@ t.test('TLS: the listener, its certificate reload, HTTPS upstreams with a privat
 
   const plain = await httpsUpstream({ cert: upstreamCert.cert, key: upstreamCert.key })
   const mutual = await httpsUpstream({ cert: upstreamCert.cert, key: upstreamCert.key, ca, requireClientCert: true })
-  t.teardown(() => Promise.all([plain.close(), mutual.close()]))
+  // A WebSocket upstream over mutual TLS: it echoes the CN of the client certificate it was shown.
+  const wsServer = createHttpsServer({ cert: upstreamCert.cert, key: upstreamCert.key, ca, requestCert: true, rejectUnauthorized: true })
+  const wss = new WebSocketServer({ server: wsServer })
+  wss.on('connection', (ws, req) => ws.send(`client=${(req.socket as TLSSocket).getPeerCertificate().subject?.CN}`))
+  await new Promise<void>((r) => wsServer.listen(0, '127.0.0.1', () => r()))
+  const wsOrigin = `https://127.0.0.1:${(wsServer.address() as AddressInfo).port}`
+  t.teardown(() => Promise.all([plain.close(), mutual.close(), new Promise<void>((r) => { wss.close(); wsServer.closeAllConnections(); wsServer.close(() => r()) })]))
   const config = routeFile(`
 upstreams:
   untrusted: { url: "${plain.origin}" }
   private: { url: "${plain.origin}", ca_file: "${pki.caFile}" }
   mutual: { url: "${mutual.origin}", ca_file: "${pki.caFile}", cert_file: "${client.certFile}", key_file: "${client.keyFile}" }
   mutual-anonymous: { url: "${mutual.origin}", ca_file: "${pki.caFile}" }
+  sockets: { url: "${wsOrigin}", ca_file: "${pki.caFile}", cert_file: "${client.certFile}", key_file: "${client.keyFile}" }
 routes:
+  - { name: sockets, prefix: /sockets, upstream: sockets, auth: public, websockets: true }
   - { name: untrusted, prefix: /untrusted, upstream: untrusted, auth: public }
   - { name: private, prefix: /private, upstream: private, auth: public }
   - { name: mutual, prefix: /mutual, upstream: mutual, auth: public }
@@ -122,5 +131,17 @@ routes:
     const anonymous = await get('/mutual-anonymous/x', 'tls-anonymous')
     t.equal(anonymous.status, 502, 'without one the upstream refuses the handshake')
     t.ok(line('tls-anonymous').cause, `with a cause (${line('tls-anonymous').cause})`)
+  })
+
+  await t.test('a WebSocket through the TLS listener to an upstream over mutual TLS', async (t) => {
+    const ws = new WebSocket(`${kg.url.replace('https', 'wss')}/sockets/live`, { ca })
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (m) => resolve(m.toString()))
+      ws.once('error', reject)
+    })
+    ws.close()
+    t.equal(first, 'client=keygate-client', 'the upstream saw the gateway\'s client certificate on the WebSocket leg too')
+    const line = kg.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.upgrade === 'websocket')
+    t.match(line, { status: 101, route: 'sockets', path: '/sockets/live', upstream: wsOrigin, trace_id: /^[0-9a-f]{32}$/ })
   })
 })
