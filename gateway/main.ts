@@ -198,7 +198,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     const scheme = tlsFiles ? 'https' : 'http'
     const url = `${scheme}://127.0.0.1:${port}`
-    logger.info('keygate listening', { version: VERSION, url: `${scheme}://${env.HOST}:${port}`, tls: tlsFiles ? certificate?.certificate?.notAfter : undefined, otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT ? true : undefined, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
+    logger.info('keygate listening', { version: VERSION, url: `${scheme}://${env.HOST}:${port}`, tls_not_after: tlsFiles ? certificate?.certificate?.notAfter : undefined, otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT ? true : undefined, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
     let closing: Promise<void> | undefined
     return {
       url,
