@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError } from '../core/errors.ts'
+import { dirname } from 'node:path'
 import { routeTableProblems } from './route-checks.ts'
+import { readUpstreamTls } from './upstream-tls.ts'
 import { envSchema, fileSchema, type EnvConfig, type FileConfig } from './schema.ts'
 
 export interface KeygateConfig { readonly env: EnvConfig; readonly file: FileConfig; readonly filePath: string }
@@ -76,6 +78,10 @@ export function parseFileConfig(text: string, file: string, env: NodeJS.ProcessE
     }
   })
   problems.push(...routeTableProblems(config.routes, where))
+  // An upstream's TLS files (ca_file, cert_file, key_file): readable, PEM, the key matching its certificate.
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    for (const problem of readUpstreamTls(upstream, dirname(file)).problems) problems.push(`${file} upstreams.${name}.${problem}`)
+  }
   return problems.length ? { problems } : { config, problems }
 }
 
@@ -97,6 +103,9 @@ function parseEnv(env: NodeJS.ProcessEnv): { env?: EnvConfig; problems: string[]
   }
   if ((env.KEYGATE_SMTP_URL === undefined) !== (env.KEYGATE_MAIL_FROM === undefined)) {
     problems.push('environment: KEYGATE_SMTP_URL and KEYGATE_MAIL_FROM go together')
+  }
+  if ((env.KEYGATE_TLS_CERT_FILE === undefined) !== (env.KEYGATE_TLS_KEY_FILE === undefined)) {
+    problems.push('environment: KEYGATE_TLS_CERT_FILE and KEYGATE_TLS_KEY_FILE go together')
   }
   if (e && e.KEYGATE_WORKERS !== 1 && !e.DATABASE_URL) {
     problems.push('environment: KEYGATE_WORKERS above 1 needs DATABASE_URL (the embedded database serves one process)')

@@ -82,6 +82,10 @@ export const ENV_SETTINGS = {
   KEYGATE_HEADERS_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).max(600000).default(10000), doc: 'Longest time a client may take to send the request line and headers; then 408 REQUEST_TIMEOUT and the connection is closed (slow-header attacks).' },
   KEYGATE_MAX_HEADER_BYTES: { schema: z.coerce.number().int().min(1024).max(1048576).default(16384), doc: 'Largest request line plus headers, bytes; larger is 431 HEADERS_TOO_LARGE.' },
   KEYGATE_MAX_HEADERS: { schema: z.coerce.number().int().min(8).max(10000).default(100), doc: 'Most request header fields; more is 431 HEADERS_TOO_LARGE.' },
+  KEYGATE_TLS_CERT_FILE: { schema: z.string().min(1).optional(), doc: 'PEM certificate (chain) of a TLS listener on PORT; with KEYGATE_TLS_KEY_FILE. Reloaded when the file changes (or on SIGHUP). Unset: plain HTTP (terminate TLS in front).' },
+  KEYGATE_TLS_KEY_FILE: { schema: z.string().min(1).optional(), doc: 'PEM private key (unencrypted) of KEYGATE_TLS_CERT_FILE; never logged.' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://otel-collector:4318').optional(), doc: 'OpenTelemetry collector (OTLP/HTTP, such as `http://otel-collector:4318`): one span per request is exported to its `/v1/traces`. Unset: no export and the SDK is not loaded (W3C `traceparent` is still passed on).' },
+  OTEL_SERVICE_NAME: { schema: z.string().min(1).default('keygate'), doc: '`service.name` of the exported spans.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'), doc: 'Log level of the JSON logs on stdout.' },
 } as const
 
@@ -108,6 +112,12 @@ const AUTH_MODES = ['public', 'optional', 'required'] as const
 export const upstreamSchema = z.strictObject({
   /** `http(s)://host:port` (or a list of them, used in turn), or `internal:<name>` for a service Keygate starts in-process. */
   url: z.union([originUrl, z.array(originUrl).min(1)]),
+  /** PEM file of the CAs an https:// upstream's certificate is checked against, instead of the system's (a private CA). */
+  ca_file: z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }).optional(),
+  /** PEM client certificate presented to an https:// upstream that requires mutual TLS (with key_file). */
+  cert_file: z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }).optional(),
+  /** PEM private key of cert_file (unencrypted). */
+  key_file: z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }).optional(),
 })
 
 const routeFields = {

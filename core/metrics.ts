@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { VERSION } from './version.ts'
 
 /**
  * Every metric Keygate exports, declared once. Labels are bounded: route names, methods, status classes,
@@ -44,7 +45,31 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
     decisions: new Counter({ name: 'keygate_decisions_total', help: 'Answers of the forward-auth decision endpoint by route and code (`ok` when allowed)', labelNames: ['route', 'code'] as const, registers }),
+    requestDuration: new Histogram({
+      name: 'keygate_request_duration_seconds',
+      help: 'End-to-end time of a request in the gateway, from its headers to the end of the answer',
+      labelNames: ['route', 'status_class'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30],
+      registers,
+    }),
+    upstreamFailures: new Counter({
+      name: 'keygate_upstream_failures_total',
+      help: 'Upstream exchanges that failed before a response, by the answer (502 unavailable, 504 timeout) and its cause',
+      labelNames: ['route', 'status', 'cause'] as const,
+      registers,
+    }),
+    buildInfo: buildInfo(registers),
+    routeReloads: new Counter({ name: 'keygate_route_reloads_total', help: 'Route file reloads by result (success, failure)', labelNames: ['result'] as const, registers }),
+    tlsCertificateExpiry: new Gauge({ name: 'keygate_tls_certificate_expiry_timestamp_seconds', help: 'When the TLS listener\'s certificate in force expires, Unix seconds (absent without TLS)', aggregator: 'min', registers }),
+    routesLoadedAt: new Gauge({ name: 'keygate_routes_last_load_timestamp_seconds', help: 'When the routes in force were loaded (start-up or the last successful reload), Unix seconds', aggregator: 'min', registers }),
   }
+}
+
+/** `keygate_build_info{version, node} 1`: which build answers, for dashboards and alerts joining on it. */
+function buildInfo(registers: Registry[]): Gauge<'version' | 'node'> {
+  const gauge = new Gauge({ name: 'keygate_build_info', help: 'The running build: 1, labelled with its version and Node.js version', labelNames: ['version', 'node'] as const, aggregator: 'max', registers })
+  gauge.set({ version: VERSION, node: process.versions.node }, 1)
+  return gauge
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

@@ -52,6 +52,8 @@ export type Refused = {
   readonly route: Route | undefined
   /** With METHOD_NOT_ALLOWED: the methods the routes serving this path accept (the `Allow` header). */
   readonly allow?: readonly string[]
+  /** The id of a key that exists but was refused (revoked, expired), for the access line. */
+  readonly keyId?: string
 }
 
 /**
@@ -112,7 +114,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         const code = !result.ok ? result.code : withinScopes(route, result.principal) ? undefined : 'INSUFFICIENT_SCOPE'
         if (code) {
           deps.metrics.authFailures.inc({ code })
-          return refused(code, route)
+          return !result.ok && result.keyId !== undefined ? { ok: false, code, route, keyId: result.keyId } : refused(code, route)
         }
         principal = (result as { principal: Principal }).principal
       } else if (!decided.ok) {

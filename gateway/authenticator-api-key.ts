@@ -49,9 +49,9 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
       // The lookup is by hash already; comparing again in constant time keeps a future store honest.
       if (!record || !timingSafeEqual(Buffer.from(record.keyHash, 'hex'), Buffer.from(hash, 'hex'))) return { ok: false, code: 'KEY_UNKNOWN' }
       const now = deps.clock.now()
-      if (record.revokedAt !== null && record.revokedAt <= now) return { ok: false, code: 'KEY_REVOKED' }
-      if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, code: 'KEY_EXPIRED' }
-      if (!record.userActive) return { ok: false, code: 'USER_INACTIVE' }
+      if (record.revokedAt !== null && record.revokedAt <= now) return { ok: false, code: 'KEY_REVOKED', keyId: record.keyId }
+      if (record.expiresAt !== null && record.expiresAt <= now) return { ok: false, code: 'KEY_EXPIRED', keyId: record.keyId }
+      if (!record.userActive) return { ok: false, code: 'USER_INACTIVE', keyId: record.keyId }
       deps.recordUse?.(record.keyId)
       // A revocation time still ahead is the end of a rolled key's grace period.
       const until = record.revokedAt === null ? record.expiresAt : record.expiresAt === null ? record.revokedAt : Math.min(record.expiresAt, record.revokedAt)

@@ -22,7 +22,8 @@ export interface Principal {
 
 export type AuthDenialCode = Extract<ErrorCode, 'KEY_MALFORMED' | 'KEY_UNKNOWN' | 'KEY_REVOKED' | 'KEY_EXPIRED' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'USER_INACTIVE'>
 
-export type AuthResult = { ok: true; principal: Principal } | { ok: false; code: AuthDenialCode }
+/** A refusal of a key that exists (revoked, expired, its user inactive) names it by id for the access line; never the secret. */
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; code: AuthDenialCode; keyId?: string }
 
 /**
  * One way of proving identity. `accepts` says whether the credential is this authenticator's kind (no I/O);

@@ -11,7 +11,7 @@ import type { IdentitySigner } from '../core/identity-signer.ts'
 import type { Logger } from '../core/logger.ts'
 import { createConversationService } from '../examples/demo-conversations.ts'
 import { createDocumentService } from '../examples/demo-documents.ts'
-import { remoteKeySource, type KeySource } from '@keygate/verify'
+import { remoteKeySource, staticKeySource, type KeySource } from '@keygate/verify'
 
 /**
  * The services Keygate runs in-process on free loopback ports, named by `internal:<name>` upstream URLs: the
@@ -51,7 +51,9 @@ export async function startInternalServices(deps: {
   // The demos verify like any upstream: against the gateway's published key set, fetched over HTTP.
   let jwksUrl = ''
   let remote: KeySource | undefined
-  const published: KeySource = { get: (kid) => (remote ??= remoteKeySource(jwksUrl)).get(kid) }
+  // Without a URL (a TLS listener, whose certificate these in-process clients need not trust) they read the
+  // same keys in process.
+  const published: KeySource = { get: (kid) => (remote ??= jwksUrl ? remoteKeySource(jwksUrl) : staticKeySource(() => deps.signer().jwks().keys)).get(kid) }
   if (env.KEYGATE_DEMOS) {
     const verify = { keys: published, issuer: env.KEYGATE_ISSUER, header: env.KEYGATE_IDENTITY_HEADER, now: clock.now }
     if (wanted.has('demo-conversations')) await start('demo-conversations', createConversationService({ ...verify, audience: 'conversations' }))

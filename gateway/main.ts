@@ -16,7 +16,7 @@ import { openInvalidation } from '../core/invalidation-setup.ts'
 import { keyStore } from '../core/key-store.ts'
 import { keyExpirySweeper } from '../core/key-expiry-sweeper.ts'
 import { keyUsageRecorder } from '../core/key-usage-recorder.ts'
-import { jsonLogger, type Logger } from '../core/logger.ts'
+import { jsonLogger, scrub, type Logger } from '../core/logger.ts'
 import { createMetrics } from '../core/metrics.ts'
 import { createMetricsServer } from '../core/metrics-server.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
@@ -46,6 +46,10 @@ import { stripList } from './stage-sanitize.ts'
 import { closeAll, type Cleanups } from '../core/cleanups.ts'
 import { stopOnSignals } from '../core/signals.ts'
 import { VERSION } from '../core/version.ts'
+import type { Server as TlsServer } from 'node:tls'
+import { readServerCertificate, watchServerCertificate } from './tls-certificate.ts'
+import { upstreamDispatchers } from './upstream-dispatchers.ts'
+import type { SpanRecorder } from './trace-context.ts'
 
 /** A running Keygate: the gateway, its admin API and (by default) the demo services, in one process. */
 export interface RunningKeygate {
@@ -96,6 +100,9 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     const resolved = resolveRoutes(config.file, config.filePath, internal)
     if (!resolved.routes) throw new ConfigError(resolved.problems)
+    const tlsFiles = env.KEYGATE_TLS_CERT_FILE && env.KEYGATE_TLS_KEY_FILE ? { certFile: env.KEYGATE_TLS_CERT_FILE, keyFile: env.KEYGATE_TLS_KEY_FILE } : undefined
+    const certificate = tlsFiles && readServerCertificate(tlsFiles.certFile, tlsFiles.keyFile)
+    if (certificate && !certificate.certificate) throw new ConfigError(certificate.problems)
     const routes = resolved.routes
     let router = createRouter(routes)
 
@@ -109,6 +116,18 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     // By the time this runs every client exchange has ended (or was cut at the grace deadline); what undici still
     // holds (a connection attempt to an upstream that never completes its handshake) is not waited for.
     cleanups.unshift(() => dispatcher.destroy())
+    // Upstreams with their own CA or client certificate get pools of their own.
+    const tlsPools = upstreamDispatchers({ keepAliveTimeout: TUNABLES.upstream.keepAliveMs, connections: TUNABLES.upstream.connectionsPerOrigin })
+    cleanups.unshift(() => tlsPools.destroy())
+    // OpenTelemetry export: the SDK is imported only when a collector is configured.
+    let spans: SpanRecorder | undefined
+    if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+      const { otlpSpanRecorder } = await import('./tracing-otlp.ts')
+      const recorder = otlpSpanRecorder({ endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME, version: VERSION })
+      spans = recorder
+      // Runs after the listener closed: the last spans are sent before the process ends.
+      cleanups.unshift(() => recorder.close().catch((err: unknown) => logger.warn('span export failed at shutdown', { error: String((err as Error)?.message ?? err) })))
+    }
 
     let draining = false
     const authenticators = [
@@ -143,8 +162,11 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       forwarded,
       metrics,
     })
-    const handle = createPipeline({ admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router) })
-    const upgrades = createUpgradeHandler({ admission, streams, metrics, logger })
+    const handle = createPipeline({
+      admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router),
+      clientAddress: (req) => forwarded.clientAddress(req), spans, dispatcherFor: (route) => tlsPools.for(route),
+    })
+    const upgrades = createUpgradeHandler({ admission, streams, metrics, logger, clientAddress: (req) => forwarded.clientAddress(req) })
     const decide = createDecision({ admission, identityHeader: env.KEYGATE_IDENTITY_HEADER, forwarded, cacheSec: env.KEYGATE_DECISION_CACHE_SEC, identityTtlSec: () => signing.signer().ttlSec, clock, metrics, logger })
     const server = createGatewayServer({
       handle,
@@ -155,9 +177,14 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       limits: httpLimits(env),
       draining: () => draining,
       onRefused: (code, err) => logger.info('request refused', { code, reason: err?.code ?? code }),
+      tls: certificate?.certificate,
     })
+    const certificates = tlsFiles && certificate?.certificate
+      ? watchServerCertificate({ ...tlsFiles, server: server as unknown as TlsServer, initial: certificate.certificate, logger, cleanups, watch: env.KEYGATE_CONFIG_WATCH, onLoaded: (c) => metrics.tlsCertificateExpiry.set(Date.parse(c.notAfter) / 1000) })
+      : undefined
     const port = await listen(server, env.PORT, env.HOST)
-    services.setJwksUrl(`http://${env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST}:${port}/.well-known/jwks.json`)
+    // Over TLS the in-process demos read the keys in process (they need not trust the listener's certificate).
+    services.setJwksUrl(tlsFiles ? '' : `http://${env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST}:${port}/.well-known/jwks.json`)
 
     // A cluster worker leaves /metrics to the primary, which sums every worker's registry.
     if (rawEnv.KEYGATE_CLUSTER_WORKER === '1') {
@@ -170,17 +197,21 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
     cleanups.unshift(() => closeServer(metricsServer, TUNABLES.shutdown.internalCloseMs))
 
     // Routes reload on SIGHUP (see the entry point) and when the file changes; a bad file keeps the old routes.
-    const { reload } = routeReloader({ filePath: config.filePath, rawEnv, internal, apply: (next) => { router = createRouter(next) }, logger, watch: env.KEYGATE_CONFIG_WATCH, cleanups })
+    const { reload } = routeReloader({ filePath: config.filePath, rawEnv, internal, apply: (next) => { router = createRouter(next); tlsPools.retain(next) }, logger, watch: env.KEYGATE_CONFIG_WATCH, cleanups, metrics })
 
-    const url = `http://127.0.0.1:${port}`
-    logger.info('keygate listening', { version: VERSION, url: `http://${env.HOST}:${port}`, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
+    const scheme = tlsFiles ? 'https' : 'http'
+    const url = `${scheme}://127.0.0.1:${port}`
+    logger.info('keygate listening', { version: VERSION, url: `${scheme}://${env.HOST}:${port}`, tls_not_after: tlsFiles ? certificate?.certificate?.notAfter : undefined, otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT ? true : undefined, pid: process.pid, metrics_port: metricsPort, database: db.kind, routes: routes.length, admin_api: internal.get('admin') ?? null })
     let closing: Promise<void> | undefined
     return {
       url,
       port,
       metricsPort,
       logger,
-      reload: () => reload('signal'),
+      reload: () => {
+        certificates?.reload('signal')
+        return reload('signal')
+      },
       close() {
         closing ??= (async () => {
           draining = true
@@ -201,9 +232,25 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
   }
 }
 
+/** A start-up that failed, as one JSON line on stderr (a log collector reads it like any other line). */
 function fatal(err: unknown): never {
-  process.stderr.write(`keygate: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.stderr.write(`${fatalLine(err)}\n`)
   process.exit(1)
+}
+
+export function fatalLine(err: unknown, now: Date = new Date()): string {
+  const problems = err instanceof ConfigError ? err.problems : undefined
+  const code = (err as { code?: unknown } | null)?.code
+  return scrub(JSON.stringify({
+    time: now.toISOString(),
+    level: 'fatal',
+    msg: problems ? 'invalid configuration' : 'keygate failed to start',
+    service: 'keygate',
+    version: VERSION,
+    error: err instanceof Error ? err.message : String(err),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(problems ? { problems } : {}),
+  }))
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -15,6 +15,10 @@ import { limitBody, readBodyFirst } from './stage-body-limit.ts'
 import { forward } from './stage-forward.ts'
 import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
+import { exchangeBytes } from './access-bytes.ts'
+import { pushTraceHeaders, traceContextOf, type SpanRecorder } from './trace-context.ts'
+import { causeLabel } from './upstream-failure.ts'
+import type { Route } from './router.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -35,6 +39,12 @@ export interface PipelineDeps {
   cors?: CorsStage
   metrics: Metrics
   logger: Logger
+  /** The client's address as the gateway established it (the one the login limit uses), for the access line. */
+  clientAddress?: (req: IncomingMessage) => string
+  /** Exports each request as a span (OpenTelemetry, when configured); absent: no cost. */
+  spans?: SpanRecorder
+  /** The dispatcher of a route whose upstream has its own TLS settings (`ca_file`, client certificate); else `dispatcher`. */
+  dispatcherFor?: (route: Route) => Dispatcher | undefined
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -61,6 +71,8 @@ function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code
   return code
 }
 
+const STATUS_CLASS: readonly string[] = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
+
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger, admission } = deps
   // HTTP's route check: a slot of the route, given back when the response closes.
@@ -74,6 +86,10 @@ export function createPipeline(deps: PipelineDeps) {
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
+    const trace = traceContextOf(req)
+    // Read now: once the answer is sent the request may have let go of its connection.
+    const connection = req.socket
+    const client = deps.clientAddress?.(req)
     // Every answer carries the request id: the problem responses through deny(), the upstream's through the
     // forward stage (set once with the other headers: a setHeader() here made Node merge them one by one).
     const requestId = requestIdOf(req)
@@ -83,6 +99,10 @@ export function createPipeline(deps: PipelineDeps) {
     let upstreamMs: number | undefined
     let failure: ErrorCode | undefined
     let untrack: (() => void) | undefined
+    let origin: string | undefined
+    let cause: string | undefined
+    let causeDetail: string | undefined
+    let refusedKeyId: string | undefined
 
     try {
       const cors = deps.cors?.(req, res, requestId)
@@ -94,6 +114,7 @@ export function createPipeline(deps: PipelineDeps) {
       const admitted = await admission.admit(req, method, takeSlot, res)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
+        refusedKeyId = admitted.keyId
         failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : undefined)
         return
       }
@@ -138,6 +159,7 @@ export function createPipeline(deps: PipelineDeps) {
       }
 
       const headers = admission.headers(req, admitted, requestId)
+      pushTraceHeaders(headers, trace)
       // A revocation cuts what is streaming under the credential: the upload while it flows, the response once
       // it flows. Not the wait in between, which is where the admin call that revoked it sits.
       const p = principal
@@ -151,8 +173,9 @@ export function createPipeline(deps: PipelineDeps) {
       }
       metrics.gatewayDuration.observe({ route: routeName }, (performance.now() - started) / 1000)
 
-      const outcome = await forward(deps.dispatcher, res, {
-        origin: router.origin(route),
+      origin = router.origin(route)
+      const outcome = await forward((route.tls && deps.dispatcherFor?.(route)) || deps.dispatcher, res, {
+        origin,
         path: upstreamPath(route, admitted.path) + admitted.search,
         method,
         headers,
@@ -174,7 +197,12 @@ export function createPipeline(deps: PipelineDeps) {
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
-        if (outcome.code !== 'ABORTED') failure = deny(req, res, requestId, outcome.code)
+        if (outcome.code !== 'ABORTED') {
+          cause = outcome.failure.cause
+          causeDetail = outcome.failure.detail
+          metrics.upstreamFailures.inc({ route: routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(cause) })
+          failure = deny(req, res, requestId, outcome.code)
+        }
       }
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
@@ -183,18 +211,44 @@ export function createPipeline(deps: PipelineDeps) {
     } finally {
       untrack?.()
       const status = res.headersSent ? res.statusCode : 0
-      metrics.requests.inc({ route: routeName, method, status_class: `${Math.floor(status / 100)}xx`, auth: principal?.auth ?? 'none' })
+      const statusClass = STATUS_CLASS[Math.floor(status / 100)] ?? '0xx'
+      const ended = performance.now()
+      metrics.requests.inc({ route: routeName, method, status_class: statusClass, auth: principal?.auth ?? 'none' })
+      metrics.requestDuration.observe({ route: routeName, status_class: statusClass }, (ended - started) / 1000)
+      const url = req.url ?? ''
+      const query = url.indexOf('?')
+      const bytes = exchangeBytes(connection)
       logger.info('request', {
         request_id: requestId,
+        trace_id: trace.traceId,
         route: routeName,
         method,
+        path: query < 0 ? url : url.slice(0, query),
         status,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        duration_ms: Math.round((ended - started) * 100) / 100,
         upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+        upstream: origin,
+        client,
+        user_agent: req.headers['user-agent'],
+        bytes_in: bytes.in,
+        bytes_out: bytes.out,
         auth: principal?.auth ?? 'none',
         user_id: principal?.userId,
-        key_id: principal?.keyId,
+        key_id: principal?.keyId ?? refusedKeyId,
         code: failure,
+        cause,
+        cause_detail: causeDetail,
+      })
+      deps.spans?.record(trace, {
+        method,
+        route: routeName,
+        path: query < 0 ? url : url.slice(0, query),
+        status,
+        code: failure,
+        cause,
+        upstream: origin,
+        startMs: performance.timeOrigin + started,
+        endMs: performance.timeOrigin + ended,
       })
     }
   }

@@ -3,6 +3,7 @@ import { dirname } from 'node:path'
 import { parseFileConfig } from '../config/load.ts'
 import type { Cleanups } from '../core/cleanups.ts'
 import type { Logger } from '../core/logger.ts'
+import type { Metrics } from '../core/metrics.ts'
 import { resolveRoutes, type Route } from './router.ts'
 
 /**
@@ -24,9 +25,15 @@ export function routeReloader(deps: {
   logger: Logger
   watch: boolean
   cleanups: Cleanups
+  /** Reloads by result and the time of the last good load (set here at start, then on every success). */
+  metrics?: Pick<Metrics, 'routeReloads' | 'routesLoadedAt'>
+  now?: () => number
 }): { reload(trigger: string): boolean } {
-  const { filePath, logger } = deps
+  const { filePath, logger, metrics } = deps
+  const now = deps.now ?? Date.now
+  metrics?.routesLoadedAt.set(now() / 1000)
   const refused = (trigger: string, problems: readonly string[]) => {
+    metrics?.routeReloads.inc({ result: 'failure' })
     logger.error('route reload failed; the previous routes keep serving', { trigger, problems })
     return false
   }
@@ -50,6 +57,8 @@ export function routeReloader(deps: {
     if (!next.routes) return refused(trigger, next.problems)
     deps.apply(next.routes)
     current = text
+    metrics?.routeReloads.inc({ result: 'success' })
+    metrics?.routesLoadedAt.set(now() / 1000)
     logger.info('routes reloaded', { trigger, routes: next.routes.length })
     return true
   }

@@ -1,9 +1,13 @@
+import { dirname } from 'node:path'
 import { METHODS, routeSchema, type FileConfig, type RouteConfig } from '../config/schema.ts'
+import { readUpstreamTls, type UpstreamTls } from '../config/upstream-tls.ts'
 
 /** A route ready to serve: its upstream resolved to origins, its audience decided. */
 export interface Route extends RouteConfig {
   readonly origins: readonly string[]
   readonly audience: string
+  /** The upstream's own TLS settings (private CA, client certificate), read from its files; absent: the system's CAs. */
+  readonly tls?: UpstreamTls
 }
 
 export interface Router {
@@ -118,6 +122,12 @@ export function createRouter(routes: readonly Route[]): Router {
  */
 export function resolveRoutes(file: FileConfig, filePath: string, internal: ReadonlyMap<string, string>): { routes?: Route[]; problems: string[] } {
   const problems: string[] = []
+  const tlsOf = new Map<string, UpstreamTls | undefined>()
+  for (const [name, upstream] of Object.entries(file.upstreams)) {
+    const read = readUpstreamTls(upstream, dirname(filePath))
+    for (const problem of read.problems) problems.push(`${filePath} upstreams.${name}.${problem}`)
+    tlsOf.set(name, read.tls)
+  }
   const routes = file.routes.map((r, i) => {
     const urls = ([] as string[]).concat(file.upstreams[r.upstream]!.url)
     const origins = urls.map((url) => {
@@ -125,7 +135,8 @@ export function resolveRoutes(file: FileConfig, filePath: string, internal: Read
       if (!origin) problems.push(`${filePath} routes[${i}]: upstream "${r.upstream}" is ${url}, which is not running (unknown service, or KEYGATE_DEMOS=false)`)
       return origin ?? ''
     })
-    return { ...r, origins, audience: r.audience ?? r.upstream }
+    const tls = tlsOf.get(r.upstream)
+    return tls ? { ...r, origins, audience: r.audience ?? r.upstream, tls } : { ...r, origins, audience: r.audience ?? r.upstream }
   })
   return problems.length ? { problems } : { routes, problems }
 }

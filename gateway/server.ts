@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { answerClientErrors, refuseConnection, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
@@ -24,6 +25,8 @@ export interface GatewayServerDeps {
   draining(): boolean
   /** Hears each request refused before it reached the pipeline (malformed, headers too large or too slow). */
   onRefused(code: ErrorCode, err?: NodeJS.ErrnoException): void
+  /** Set: the listener speaks TLS with this certificate (swapped later with `setSecureContext`). */
+  tls?: { cert: string; key: string }
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -33,7 +36,7 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 export function createGatewayServer(deps: GatewayServerDeps): Server {
-  const server = createServer(serverOptions(deps.limits), (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (deps.draining()) res.shouldKeepAlive = false
     const refused = requestRefusal(req, deps.limits)
     if (refused) {
@@ -59,7 +62,11 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
       if (url === '/.well-known/jwks.json') return json(res, 200, deps.jwks(), { 'cache-control': 'public, max-age=300' })
     }
     void deps.handle(req, res)
-  })
+  }
+  // HTTPS: the same server, behind a TLS handshake bounded like the headers (a handshake never finished holds a socket).
+  const server: Server = deps.tls
+    ? (createHttpsServer({ ...serverOptions(deps.limits), cert: deps.tls.cert, key: deps.tls.key, handshakeTimeout: deps.limits.headersTimeoutMs }, handler) as unknown as Server)
+    : createServer(serverOptions(deps.limits), handler)
   server.on('upgrade', (req, socket, head) => {
     const refused = requestRefusal(req, deps.limits)
     if (refused) {

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { sanitizeResponseHeaders } from './stage-sanitize.ts'
+import { upstreamCause, type UpstreamCause } from './upstream-failure.ts'
 
 /**
  * Stage 7: sends the request upstream with undici and streams both bodies; nothing is buffered, so an upload
@@ -36,7 +37,7 @@ export interface ForwardRequest {
 
 export type ForwardOutcome =
   | { ok: true; status: number; upstreamMs: number }
-  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'>; upstreamMs: number }
+  | { ok: false; code: Extract<ErrorCode, 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT'>; upstreamMs: number; failure: UpstreamCause }
   /** The client went away or the stream broke after the response started. */
   | { ok: false; code: 'ABORTED'; upstreamMs: number }
 
@@ -94,7 +95,7 @@ class Relay {
     // completes, a full pool): answer now; onConnect aborts the request if it ever gets a socket.
     if (this.abortUpstream) return this.abortUpstream(new UpstreamTimeoutError())
     this.keepClientForAnswer()
-    this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', upstreamMs: performance.now() - this.started })
+    this.settle({ ok: false, code: 'UPSTREAM_TIMEOUT', upstreamMs: performance.now() - this.started, failure: upstreamCause(undefined, true) })
   }
 
   /**
@@ -146,7 +147,7 @@ class Relay {
     if (!this.responding) {
       this.keepClientForAnswer()
       const upstreamMs = performance.now() - this.started
-      this.settle(this.clientGone ? { ok: false, code: 'ABORTED', upstreamMs } : { ok: false, code: this.timedOut || TIMEOUT_CODES.has(err.code ?? '') ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', upstreamMs })
+      this.settle(this.clientGone ? { ok: false, code: 'ABORTED', upstreamMs } : { ok: false, code: this.timedOut || TIMEOUT_CODES.has(err.code ?? '') ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', upstreamMs, failure: upstreamCause(err, this.timedOut) })
       return
     }
     // As undici's request() did: a request body still flowing is destroyed with the exchange.

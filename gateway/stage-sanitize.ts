@@ -12,6 +12,8 @@ const RESERVED_EXACT = new Set(['x-user-id', 'x-username', 'x-auth-method', 'x-a
 // Method override headers would let a request the route admitted as one method act as another upstream.
 const METHOD_OVERRIDE = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 const RESERVED_PREFIXES = ['x-keygate-', 'x-forwarded-']
+// W3C trace context: the gateway is a hop of the trace and sends its own (see trace-context.ts).
+const TRACE_CONTEXT = new Set(['traceparent', 'tracestate'])
 
 /**
  * Headers that upstream frameworks and proxies commonly believe (a rewritten URL, the client's address, a user
@@ -68,7 +70,7 @@ function verdictOf(rawName: string, identityHeader: string, strip: StripList): N
   let v = cache.get(rawName)
   if (v === undefined) {
     const name = rawName.toLowerCase()
-    v = { name, drop: HOP_BY_HOP.has(name) || isReservedHeader(name, identityHeader, strip) }
+    v = { name, drop: HOP_BY_HOP.has(name) || TRACE_CONTEXT.has(name) || isReservedHeader(name, identityHeader, strip) }
     if (cache.size >= 4096) cache.clear()
     cache.set(rawName, v)
   }

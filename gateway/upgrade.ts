@@ -10,7 +10,8 @@ import { rawProblem } from '../core/problem.ts'
 import type { Admission, RouteCheck } from './admission.ts'
 import type { Principal } from './authenticator.ts'
 import { requestIdOf } from './pipeline.ts'
-import { upstreamPath } from './router.ts'
+import { upstreamPath, type Route } from './router.ts'
+import { pushTraceHeaders, traceContextOf } from './trace-context.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 
 /**
@@ -25,6 +26,15 @@ export interface UpgradeDeps {
   streams: StreamRegistry
   metrics: Metrics
   logger: Logger
+  /** The client's address as the gateway established it, for the access line. */
+  clientAddress?: (req: IncomingMessage) => string
+}
+
+/** http-proxy's target: the origin, or with the upstream's TLS settings (private CA, client certificate) the parts of it with them. */
+function proxyTarget(route: Route, origin: string): string | Record<string, string | undefined> {
+  if (!route.tls || !origin.startsWith('https://')) return origin
+  const url = new URL(origin)
+  return { protocol: 'https:', host: url.hostname, hostname: url.hostname, port: url.port || '443', ca: route.tls.ca, cert: route.tls.cert, key: route.tls.key }
 }
 
 /** A WebSocket close frame (server to client, unmasked) with its status code. */
@@ -90,6 +100,11 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
   async function handle(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = requestIdOf(req)
     const started = performance.now()
+    const trace = traceContextOf(req)
+    const client = deps.clientAddress?.(req)
+    const target = req.url ?? ''
+    let origin: string | undefined
+    let refusedKeyId: string | undefined
     socket.on('error', () => socket.destroy())
     open.add(socket)
     socket.once('close', () => open.delete(socket))
@@ -109,10 +124,14 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
       const admitted = await deps.admission.admit(req, 'GET', websocketsAllowed, undefined)
       if (admitted.route) routeName = admitted.route.name
-      if (!admitted.ok) return deny(admitted.code)
+      if (!admitted.ok) {
+        refusedKeyId = admitted.keyId
+        return deny(admitted.code)
+      }
       const { route, router, credential } = admitted
       principal = admitted.principal
       const flat = deps.admission.headers(req, admitted, requestId)
+      pushTraceHeaders(flat, trace)
       flat.push('connection', 'Upgrade', 'upgrade', 'websocket')
       const headers: Record<string, string> = {}
       for (let i = 0; i < flat.length; i += 2) headers[flat[i]!] = headers[flat[i]!] === undefined ? flat[i + 1]! : `${headers[flat[i]!]}, ${flat[i + 1]}`
@@ -125,7 +144,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         const untrack = deps.streams.track(p, credential.value, () => cut(socket, 1008))
         socket.once('close', untrack)
       }
-      proxy.ws(req, socket, head, { target: router.origin(route) })
+      origin = router.origin(route)
+      proxy.ws(req, socket, head, { target: proxyTarget(route, origin) as string })
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
       if (code === 'INTERNAL') deps.logger.error('upgrade failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
@@ -133,14 +153,19 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     } finally {
       deps.logger.info('request', {
         request_id: requestId,
+        trace_id: trace.traceId,
         route: routeName,
         method: req.method ?? 'GET',
+        path: target.split('?', 1)[0],
         status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         upgrade: 'websocket',
+        upstream: origin,
+        client,
+        user_agent: req.headers['user-agent'],
         auth: principal?.auth ?? 'none',
         user_id: principal?.userId,
-        key_id: principal?.keyId,
+        key_id: principal?.keyId ?? refusedKeyId,
         code: failure,
       })
     }

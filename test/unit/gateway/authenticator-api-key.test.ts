@@ -66,9 +66,9 @@ t.test('expiry, revocation and a deactivated user are checked on every hit', asy
   ])
   t.equal((await auth.authenticate(a)).ok, true, 'valid before its expiry')
   c2.advance(1000)
-  t.same(await auth.authenticate(a), { ok: false, code: 'KEY_EXPIRED' }, 'expired once the clock passes expires_at, cached or not')
-  t.same(await auth.authenticate(b), { ok: false, code: 'KEY_REVOKED' })
-  t.same(await auth.authenticate(c), { ok: false, code: 'USER_INACTIVE' })
+  t.same(await auth.authenticate(a), { ok: false, code: 'KEY_EXPIRED', keyId: 'a' }, 'expired once the clock passes expires_at, cached or not; the refusal names the key by id')
+  t.same(await auth.authenticate(b), { ok: false, code: 'KEY_REVOKED', keyId: 'b' })
+  t.same(await auth.authenticate(c), { ok: false, code: 'USER_INACTIVE', keyId: 'c' })
 })
 
 t.test('a key with scopes carries exactly those scopes', async (t) => {
