@@ -24,7 +24,7 @@ export async function sessionsPage(main: HTMLElement, signedOut: (message: strin
     const sessions = await api<Session[]>('GET', '/sessions')
     replace(list, sessions.length
       ? h('table', {}, h('caption', { class: 'sr-only' }, 'Your sessions'),
-        h('thead', {}, h('tr', {}, ...['Signed in', 'Last active', 'Ends', ''].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ...['Signed in', 'Last active', 'Ends'].map((c) => h('th', { scope: 'col' }, c)), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Which')))),
         h('tbody', {}, ...sessions.map((s) => h('tr', {}, h('td', {}, when(s.created_at)), h('td', {}, when(s.last_used_at)), h('td', {}, when(s.expires_at)), h('td', {}, s.current ? h('span', { class: 'badge' }, 'This browser') : '')))))
       : h('p', { class: 'empty' }, 'No other sessions.'))
     list.removeAttribute('aria-busy')
