@@ -1,6 +1,6 @@
 import t from 'tap'
 import pg from 'pg'
-import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
+import { BOOTSTRAP, call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
 
 /** `GET /sessions` and `POST /logout-all` (extensions): the live login sessions of a user, and ending all of them. */
 const refreshCookie = (res: { headers: Headers }) => res.headers.getSetCookie().find((c) => c.startsWith('refresh_token='))
@@ -65,4 +65,13 @@ t.test('log out everywhere needs the sessions:write scope from a scoped key, and
   t.same((await call(kg.url, 'POST', '/api/v1/auth/logout-all', { token: allowed })).json, { message: 'Logged out everywhere', sessions_ended: 1 })
   t.equal(await live(), 0, 'with the scope it ends them')
   t.equal((await call(kg.url, 'POST', '/api/v1/auth/logout-all', { token: allowed })).json.sessions_ended, 0, 'and again: nothing left, still 200')
+})
+
+t.test('on the embedded database too: sessions listed, all ended', async (t) => {
+  const kg = await keygateOnPglite()
+  t.teardown(async () => { await kg.close(); kg.removeData() })
+  const [a, b] = await Promise.all([1, 2].map(async () => (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token as string))
+  t.equal((await call(kg.url, 'GET', '/api/v1/auth/sessions', { token: a })).json.length, 2)
+  t.equal((await call(kg.url, 'POST', '/api/v1/auth/logout-all', { token: a })).json.sessions_ended, 2)
+  t.equal((await call(kg.url, 'GET', '/api/v1/auth/me', { token: b })).status, 401)
 })
