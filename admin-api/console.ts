@@ -37,8 +37,10 @@ export function consoleRoutes(): Router {
   const send = (res: Response, path: string, head: boolean) => {
     const a = ASSETS[path]!
     const body = bodies.get(path)!
-    // The page is small and changes with each release: revalidated every time, never stored by a shared cache.
-    res.status(200).set({ ...SECURITY_HEADERS, 'content-type': a.type, 'content-length': String(body.length), 'cache-control': 'no-cache, private' })
+    // The script and style sheet are revalidated every time (they change with each release). The page itself is
+    // never stored, so the back/forward cache cannot bring back a page that still showed a new key's secret.
+    const cache = path === '/' ? 'no-store' : 'no-cache, private'
+    res.status(200).set({ ...SECURITY_HEADERS, 'content-type': a.type, 'content-length': String(body.length), 'cache-control': cache })
     res.end(head ? undefined : body)
   }
   r.get('/', (req, res) => {
