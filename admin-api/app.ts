@@ -9,11 +9,14 @@ import type { Logger } from '../core/logger.ts'
 import type { PasswordResets } from '../core/password-resets.ts'
 import type { VerifyIdentityOptions } from '@keygate/verify'
 import { errorHandler, sendError, verifyClientAddress } from './http.ts'
+import { consoleRoutes } from './console.ts'
+import { refuseCrossSite } from './cross-site.ts'
 import { identityMiddleware } from './identity.ts'
 import { openApiDocument } from './openapi.ts'
 import { apiKeyRoutes } from './routes-api-keys.ts'
 import { passwordResetRoutes } from './routes-password-reset.ts'
 import { publicSessionRoutes, sessionRoutes } from './routes-session.ts'
+import { sessionListRoutes } from './routes-sessions.ts'
 import { userRoutes } from './routes-users.ts'
 
 /** What the admin API needs; only the composition roots build these. */
@@ -33,6 +36,8 @@ export interface AdminApiDeps {
   bodyLimit?: number
   /** In the gateway's process: the client address header is believed only with this process's proof. */
   clientAddressProof?: Pick<ClientAddressProof, 'verify'>
+  /** Browser origins (KEYGATE_CORS_ORIGINS) that may make the refresh cookie's calls from another origin. */
+  trustedOrigins?: readonly string[]
 }
 
 /** The control plane: `/api/v1/auth/*`, reached through the gateway. */
@@ -45,11 +50,15 @@ export function createAdminApp(deps: AdminApiDeps): express.Express {
   const openapi = openApiDocument()
   app.get('/api/v1/openapi.json', (_req, res) => { res.json(openapi) })
 
+  app.use('/console', consoleRoutes())
+
   const auth = express.Router()
+  auth.use(['/login', '/refresh', '/register', '/logout'], refuseCrossSite(deps.trustedOrigins ?? []))
   auth.use(publicSessionRoutes(deps))
   auth.use(passwordResetRoutes(deps))
   auth.use(identityMiddleware(deps.identity))
   auth.use(sessionRoutes(deps))
+  auth.use(sessionListRoutes(deps))
   auth.use(apiKeyRoutes(deps))
   auth.use(userRoutes(deps))
   app.use('/api/v1/auth', auth)

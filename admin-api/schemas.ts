@@ -134,6 +134,16 @@ export const ApiKeyList = z.array(ApiKey).meta({ id: 'APIKeyList' })
 export const UserList = z.strictObject({ users: z.array(UserResponse), total: z.number().int(), offset: z.number().int(), limit: z.number().int() }).meta({ id: 'UserListResponse' })
 export const Message = z.strictObject({ message: z.string() }).meta({ id: 'Message' })
 
+export const SessionInfo = z.strictObject({
+  id: z.uuid(),
+  created_at: isoTime.describe('when it signed in'),
+  last_used_at: isoTime.describe('when its refresh token was last rotated (or the login)'),
+  expires_at: isoTime.describe('when it ends unless refreshed'),
+  current: z.boolean().describe('true for the session of the calling token'),
+}).meta({ id: 'SessionInfo' })
+export const SessionList = z.array(SessionInfo).meta({ id: 'SessionList' })
+export const LogoutEverywhereResponse = z.strictObject({ message: z.string(), sessions_ended: z.number().int() }).meta({ id: 'LogoutEverywhereResponse' })
+
 export const AuditEvent = z.strictObject({
   id: z.string(),
   at: isoTime,

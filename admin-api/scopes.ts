@@ -13,11 +13,12 @@ import { identityOf } from './identity.ts'
  * | `profile:write` | `PUT /me` |
  * | `users:admin` | `GET /users`, `POST /users`, `PATCH /users/{id}` (a superuser's key) |
  * | `audit:read` | `GET /audit` |
+ * | `sessions:write` | `POST /logout-all` |
  *
- * `GET /me` and `POST /logout` take any credential. A key never creates or rolls a key wider than itself: every
+ * `GET /me`, `GET /sessions` and `POST /logout` take any credential. A key never creates or rolls a key wider than itself: every
  * scope of the new key must be one the caller holds, and a scoped caller cannot create an unscoped key.
  */
-export type AdminScope = 'keys:read' | 'keys:write' | 'profile:write' | 'users:admin' | 'audit:read'
+export type AdminScope = 'keys:read' | 'keys:write' | 'profile:write' | 'users:admin' | 'audit:read' | 'sessions:write'
 
 /** True when `held` (the identity's scopes) includes every one of `wanted`; `*` holds them all. */
 export function holdsAll(held: readonly string[], wanted: readonly string[]): boolean {

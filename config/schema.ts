@@ -42,7 +42,7 @@ export const ENV_SETTINGS = {
       (list) => list.every((o) => ORIGIN.test(o)),
       'comma-separated exact origins such as https://app.example.com,http://localhost:3000 (scheme, host and port only; no "*")',
     ),
-    doc: 'Browser origins (comma-separated, exact: `https://app.example.com`) allowed to call every route with credentials; a route\'s `cors` block overrides it. Preflights are answered by the gateway before authentication; other origins get 403 CORS_ORIGIN_FORBIDDEN. Empty: CORS off.',
+    doc: 'Browser origins (comma-separated, exact: `https://app.example.com`) allowed to call every route with credentials; a route\'s `cors` block overrides it. Preflights are answered by the gateway before authentication; other origins get 403 CORS_ORIGIN_FORBIDDEN. Pages of these origins may also use the refresh cookie (`/login`, `/refresh`, `/logout`); other origins get 403 CROSS_SITE_REFUSED there. Empty: CORS off.',
   },
   KEYGATE_DATA_DIR: { schema: z.string().min(1).default('./data'), doc: 'Directory of the embedded database (used without DATABASE_URL).' },
   KEYGATE_CONFIG: { schema: z.string().min(1).default('config/keygate.yaml'), doc: 'Route and upstream configuration file (YAML).' },

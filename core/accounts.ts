@@ -145,6 +145,19 @@ export function accounts(deps: AccountDeps) {
     },
 
     /**
+     * "Log out everywhere": ends every login session of the user, this one included (its refresh tokens and every
+     * access token issued for it, on every instance); API keys stay valid (they are revoked one by one).
+     * @throws KeygateError INVALIDATION_FAILED
+     */
+    async logoutEverywhere(userId: string, actor: Actor): Promise<Ended> {
+      return publisher.commit(async (tx, announce) => {
+        const ended = await endAllOf(tx, announce, userId, 'logout_everywhere', { revokeKeys: false })
+        await auditStore.record(tx, { event: 'logout.everywhere', actorUserId: userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
+        return ended
+      })
+    },
+
+    /**
      * @returns false when `current` is wrong. Ends every other session of the user and revokes every API key:
      * whoever knew the old password may have minted keys with it.
      * @throws KeygateError INVALIDATION_FAILED

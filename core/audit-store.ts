@@ -2,7 +2,7 @@ import type { Queryable } from './db.ts'
 
 /** Credential events recorded in `audit_events`. Never holds a secret: ids, names and addresses only. */
 export type AuditEventName =
-  | 'login.succeeded' | 'login.failed' | 'logout' | 'token.refreshed' | 'token.reuse_detected'
+  | 'login.succeeded' | 'login.failed' | 'logout' | 'logout.everywhere' | 'token.refreshed' | 'token.reuse_detected'
   | 'key.created' | 'key.revoked' | 'key.rolled' | 'key.expired' | 'user.created' | 'user.updated' | 'user.deactivated' | 'user.reactivated'
   | 'password.changed' | 'password.reset' | 'password.set' | 'password_reset.requested'
 
@@ -34,12 +34,12 @@ export const auditStore = {
     )
   },
 
-  /** Newest first; `before` is an event id for paging. */
+  /** Newest first (by the numeric id: the text alias `id` would sort "9" above "10"); `before` is an event id for paging. */
   async list(db: Queryable, q: { subjectUserId?: string; limit: number; before?: number }): Promise<AuditRow[]> {
     const { rows } = await db.query<AuditRow>(
       `SELECT id::text AS id, at, event, actor_user_id, subject_user_id, key_id, client_address, detail FROM audit_events
        WHERE ($1::uuid IS NULL OR subject_user_id = $1 OR actor_user_id = $1) AND ($2::bigint IS NULL OR id < $2)
-       ORDER BY id DESC LIMIT $3`,
+       ORDER BY audit_events.id DESC LIMIT $3`,
       [q.subjectUserId ?? null, q.before ?? null, q.limit],
     )
     return rows

@@ -72,6 +72,6 @@ export async function controlPlane(deps: ControlPlaneDeps) {
     keys,
     loginLimiter,
     /** What `createAdminApp` needs besides its logger and where identities are verified. */
-    adminDeps: { db, clock, accounts, keys, loginLimiter, resets, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL },
+    adminDeps: { db, clock, accounts, keys, loginLimiter, resets, allowRegistration: env.KEYGATE_ALLOW_REGISTRATION, refreshTtlSec: env.KEYGATE_REFRESH_TOKEN_TTL, trustedOrigins: env.KEYGATE_CORS_ORIGINS },
   }
 }

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   INSUFFICIENT_SCOPE: { status: 403, title: 'Forbidden', detail: 'The credential lacks a scope this route requires', bearerError: 'insufficient_scope' },
   // --- requests (gateway) --------------------------------------------------------------------------
   CORS_ORIGIN_FORBIDDEN: { status: 403, title: 'Forbidden', detail: 'This origin may not call this route from a browser (see KEYGATE_CORS_ORIGINS)' },
+  CROSS_SITE_REFUSED: { status: 403, title: 'Forbidden', detail: 'A browser page of another site may not make this call (it would act with the refresh cookie); see KEYGATE_CORS_ORIGINS' },
   ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', detail: 'No route matches this request' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed', detail: 'A route matches this path, but not this method; the Allow header lists the methods it accepts' },
   WEBSOCKET_NOT_ALLOWED: { status: 400, title: 'Bad Request', detail: 'This route does not accept WebSocket upgrades' },

@@ -17,6 +17,16 @@ export type RotateResult =
   /** A spent token came back after the retry window: the whole family was revoked. */
   | { outcome: 'reused'; sessionId: string; userId: string }
 
+/** A login session as its owner sees it (`GET /sessions`): never a token, only times. */
+export interface SessionSummary {
+  id: string
+  created_at: Date
+  /** When its refresh token was last rotated (or the login, when it never was). */
+  last_used_at: Date
+  /** When its live refresh token expires: the session ends then unless refreshed. */
+  expires_at: Date
+}
+
 export const sessionStore = {
   async create(db: Queryable, userId: string, now: Date): Promise<string> {
     const { rows } = await db.query<{ id: string }>('INSERT INTO sessions (user_id, created_at) VALUES ($1, $2) RETURNING id', [userId, now])
@@ -77,6 +87,20 @@ export const sessionStore = {
   async revoke(db: Queryable, sessionId: string, reason: string, now: Date): Promise<boolean> {
     const { rows } = await db.query('UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING id', [sessionId, now, reason])
     return rows.length > 0
+  },
+
+  /** The user's live sessions (not ended, a refresh token not yet expired), newest first, at most `limit`. */
+  async listOfUser(db: Queryable, userId: string, now: Date, limit: number): Promise<SessionSummary[]> {
+    const { rows } = await db.query<SessionSummary>(
+      `SELECT s.id, s.created_at, max(t.created_at) AS last_used_at, max(t.expires_at) AS expires_at
+       FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id
+       WHERE s.user_id = $1 AND s.revoked_at IS NULL
+       GROUP BY s.id, s.created_at
+       HAVING max(t.expires_at) > $2
+       ORDER BY s.created_at DESC LIMIT $3`,
+      [userId, now, limit],
+    )
+    return rows
   },
 
   /** Ends every session of a user except `keep` (password change keeps the caller's own session). */

@@ -40,4 +40,15 @@ t.test('two gateway processes on one PostgreSQL server without Redis: revocation
       t.equal(seen.status, 401, `refused by B after ${seen.afterMs.toFixed(1)} ms`)
     }
   })
+
+  await t.test('log out everywhere through A ends every session on B', async (t) => {
+    const one = (await call(a.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+    const two = (await call(b.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
+    for (const token of [one, two]) t.equal((await call(b.url, 'GET', '/api/v1/conversations', { token })).status, 200, 'B has the session cached')
+    t.equal((await call(a.url, 'POST', '/api/v1/auth/logout-all', { token: one })).status, 200)
+    for (const token of [one, two]) {
+      const seen = await refusedWithin(b.url, token, 1000)
+      t.same([seen.status, seen.code], [401, 'TOKEN_REVOKED'], `refused by B after ${seen.afterMs.toFixed(1)} ms`)
+    }
+  })
 })
