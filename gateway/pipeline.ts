@@ -94,7 +94,7 @@ export function createPipeline(deps: PipelineDeps) {
       const admitted = await admission.admit(req, method, takeSlot, res)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
-        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : undefined)
+        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
         return
       }
       const { route, router, credential } = admitted
@@ -159,7 +159,7 @@ export function createPipeline(deps: PipelineDeps) {
         body: upload,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
-        responseHeaders: ['x-request-id', requestId],
+        responseHeaders: admitted.responseHeaders ? ['x-request-id', requestId, ...admitted.responseHeaders] : ['x-request-id', requestId],
         onResponse: () => {
           if (awaitHeaders) req.off('end', awaitHeaders)
           socket.setTimeout(route.idle_timeout_ms)
