@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto'
-import { fits, verdict, type WindowState } from './rate-limit.ts'
+import { SUB_WINDOWS, verdict } from './rate-limit.ts'
 import { fixedVerdict, type RateCounter } from './rate-counter.ts'
 
 /**
  * The rate counter shared by every instance: one Lua script, one round trip per request whatever the number of
  * buckets, atomic in Redis. Time is Redis' own (`TIME`), so instances whose clocks differ still count in the same
- * windows. A sliding bucket is one hash (`w` the window index, `c` and `p` its two counters) expiring two windows
- * after its last count; a quota is one counter expiring a day after its period ends. The script decides exactly
- * as `rate-limit.ts` does (`fits`), and answers the counters it read, from which the verdicts are computed here.
+ * slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
+ * deleted as they are met) expiring a window and a slice after its last count; a quota is one counter expiring a
+ * day after its period ends. The script decides exactly as `rate-limit.ts` does (`fits`), and answers the
+ * counts it read, from which the verdicts are computed here.
  *
  * Every key of one request carries the same hash tag (`{…}`, the subject the caller names), so the script runs
  * on one node of a Redis Cluster.
@@ -15,34 +16,46 @@ import { fixedVerdict, type RateCounter } from './rate-counter.ts'
 export const TAKE_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS
+local n = tonumber(ARGV[1])
 local out = {now, 1}
-local states = {}
-for i = 1, n do
-  local kind, limit, arg = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  if kind == 's' then
-    local h = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-    local win = math.floor(now / arg)
-    local sw, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
-    if not sw or sw < win - 1 then c = 0 p = 0 elseif sw == win - 1 then p = c c = 0 end
-    local elapsed = now - win * arg
-    if p * (arg - elapsed) + (c + 1) * arg > limit * arg then out[2] = 0 end
-    states[i] = {win, c, p}
-    out[#out + 1] = win out[#out + 1] = c out[#out + 1] = p
+local cur = {}
+for i = 1, #KEYS do
+  local b = 3 * i - 1
+  local limit, arg = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  if ARGV[b] == 's' then
+    local current = math.floor(now / (arg / n))
+    local h = redis.call('HGETALL', KEYS[i])
+    local used, kept, stale = 0, {}, {}
+    for j = 1, #h, 2 do
+      local m, c = tonumber(h[j]), tonumber(h[j + 1])
+      if m >= current - n then
+        used = used + c
+        kept[#kept + 1] = m
+        kept[#kept + 1] = c
+      else
+        stale[#stale + 1] = h[j]
+      end
+    end
+    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
+    if used + 1 > limit then out[2] = 0 end
+    cur[i] = current
+    out[#out + 1] = #kept / 2
+    for j = 1, #kept do out[#out + 1] = kept[j] end
   else
     local c = tonumber(redis.call('GET', KEYS[i]) or '0')
     if c + 1 > limit then out[2] = 0 end
-    states[i] = c
-    out[#out + 1] = 0 out[#out + 1] = c out[#out + 1] = 0
+    out[#out + 1] = 1
+    out[#out + 1] = 0
+    out[#out + 1] = c
   end
 end
 if out[2] == 1 then
-  for i = 1, n do
-    local arg = tonumber(ARGV[3 * i])
-    if ARGV[3 * i - 2] == 's' then
-      local s = states[i]
-      redis.call('HSET', KEYS[i], 'w', s[1], 'c', s[2] + 1, 'p', s[3])
-      redis.call('PEXPIRE', KEYS[i], 2 * arg)
+  for i = 1, #KEYS do
+    local b = 3 * i - 1
+    local arg = tonumber(ARGV[b + 2])
+    if ARGV[b] == 's' then
+      redis.call('HINCRBY', KEYS[i], cur[i], 1)
+      redis.call('PEXPIRE', KEYS[i], arg + math.ceil(arg / n))
     else
       redis.call('INCR', KEYS[i])
       redis.call('PEXPIREAT', KEYS[i], arg + 86400000)
@@ -75,7 +88,7 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
   return {
     async take(buckets) {
       const keys = buckets.map((b) => prefix + b.key)
-      const args: Array<string | number> = []
+      const args: Array<string | number> = [SUB_WINDOWS]
       for (const b of buckets) {
         if (b.kind === 'sliding') args.push('s', b.policy.limit, b.policy.windowMs)
         else args.push('f', b.limit, b.periodEnd)
@@ -93,16 +106,20 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
       }
       const out = (reply as Array<number | string>).map(Number)
       const now = out[0]!
-      const verdicts = buckets.map((b, i) => {
-        const [window, current, previous] = [out[2 + 3 * i]!, out[3 + 3 * i]!, out[4 + 3 * i]!]
-        if (b.kind === 'fixed') return fixedVerdict(b, current, now)
-        const s: WindowState = { window, current, previous }
+      const allowed = out[1] === 1
+      let at = 2
+      const verdicts = buckets.map((b) => {
+        const pairs = out[at]!
+        const s: Array<[number, number]> = []
+        for (let j = 0; j < pairs; j++) s.push([out[at + 1 + 2 * j]!, out[at + 2 + 2 * j]!])
+        at += 1 + 2 * pairs
+        if (b.kind === 'fixed') return fixedVerdict(b, s[0]![1], now)
+        s.sort((x, y) => x[0] - y[0])
         return verdict(b.policy, s, now)
       })
-      const allowed = out[1] === 1
-      // The script and `fits` decide alike; were they ever to differ, the script's decision (what was counted) stands.
-      if (allowed !== buckets.every((b, i) => b.kind === 'fixed' ? verdicts[i]!.allowed : fits(b.policy, { window: out[2 + 3 * i]!, current: out[3 + 3 * i]!, previous: out[4 + 3 * i]! }, now))) {
-        return { allowed, verdicts: verdicts.map((v) => ({ ...v, allowed, ...(allowed ? {} : { remaining: 0, retryAfterMs: Math.max(1, v.retryAfterMs) }) })), now }
+      // The script decides with the same arithmetic; were they ever to differ, its decision (what was counted) stands.
+      if (allowed !== verdicts.every((v) => v.allowed)) {
+        return { allowed, verdicts: verdicts.map((v) => (allowed ? { ...v, allowed } : { ...v, allowed, remaining: 0, retryAfterMs: Math.max(1, v.retryAfterMs) })), now }
       }
       return { allowed, verdicts, now }
     },

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from './clock.ts'
-import { slide, verdict, type BucketVerdict, type RateLimitPolicy, type WindowState } from './rate-limit.ts'
+import { counted, slide, verdict, type BucketVerdict, type RateLimitPolicy, type WindowState } from './rate-limit.ts'
 
 /**
  * Where a request's buckets are counted: every bucket of one request is decided and counted together,
@@ -59,8 +59,7 @@ export function memoryRateCounter(clock: Clock, maxBuckets = 200_000): RateCount
       if (allowed) {
         buckets.forEach((b, i) => {
           if (b.kind === 'sliding') {
-            const s = states[i] as WindowState
-            windows.set(b.key, { ...s, current: s.current + 1 })
+            windows.set(b.key, counted(states[i] as WindowState, b.policy, now))
           } else {
             fixed.set(b.key, { count: (states[i] as number) + 1, end: b.periodEnd })
           }

@@ -1,13 +1,13 @@
 /**
- * The rate limit's counting, as pure logic: a sliding window over two fixed windows (the current one and the
- * one before it, weighted by how much of it still lies within the last `windowMs`). A request fits when
- *
- *     previous × (windowMs − elapsed) / windowMs + current + 1 ≤ limit
- *
- * so a client that spent its budget at the end of one window does not get a second one at the start of the
- * next (the boundary burst of a fixed window), while each bucket costs two counters, not a log of requests.
- * The comparison is made in whole numbers (both sides × windowMs) so that Redis' Lua (`rate-limit-redis.ts`)
- * and this file decide alike to the last request.
+ * The rate limit's counting, as pure logic: a sliding window kept as `SUB_WINDOWS` + 1 counters, one per slice
+ * of `windowMs / SUB_WINDOWS` (a slice is numbered `floor(t / slice)`). A request at `t` counts every request
+ * of the slices that reach back at least `windowMs` (the current slice and the SUB_WINDOWS before it), and fits
+ * when that count plus one is within the limit. So:
+ *   - never more than `limit` in any `windowMs` (every request of the last `windowMs` lies in a counted slice):
+ *     a budget spent at the end of one minute is not given again at the start of the next;
+ *   - at least `limit` in any `windowMs` + one slice (the window moves on by slices, not by requests);
+ *   - each bucket costs at most SUB_WINDOWS + 1 counters, not a log of its requests.
+ * Redis' Lua (`rate-counter-redis.ts`) decides with the same arithmetic.
  */
 export interface RateLimitPolicy {
   /** Requests allowed in any `windowMs`. */
@@ -15,12 +15,11 @@ export interface RateLimitPolicy {
   readonly windowMs: number
 }
 
-/** One bucket's stored state: the fixed window it counts in (`floor(t / windowMs)`) and the two counters. */
-export interface WindowState {
-  window: number
-  current: number
-  previous: number
-}
+/** Slices per window: the limit is exact, the window's end moves on in steps of a tenth of it. */
+export const SUB_WINDOWS = 10
+
+/** One bucket's counts by slice number, oldest first; only slices still counted. */
+export type WindowState = ReadonlyArray<readonly [slice: number, count: number]>
 
 /** What one bucket says about one request, for the decision and the answer's headers. */
 export interface BucketVerdict {
@@ -31,54 +30,59 @@ export interface BucketVerdict {
   readonly remaining: number
   /** Milliseconds until one more request fits (0 when allowed). */
   readonly retryAfterMs: number
-  /** Milliseconds until the current fixed window ends (the `reset` of the headers when allowed). */
+  /** Milliseconds until the count next goes down (a slice leaves the window), or a whole window when none counts. */
   readonly resetMs: number
 }
 
-/** The counters as seen at `now`: the stored window moved forward (a window or more later, its counts age). */
-export function slide(state: WindowState | undefined, policy: RateLimitPolicy, now: number): WindowState {
-  const window = Math.floor(now / policy.windowMs)
-  if (!state || state.window < window - 1) return { window, current: 0, previous: 0 }
-  if (state.window === window - 1) return { window, current: 0, previous: state.current }
-  // A state from the future (a clock stepped back) is read as the current window.
-  return { window, current: state.current, previous: state.previous }
+export function sliceMs(policy: RateLimitPolicy): number {
+  return policy.windowMs / SUB_WINDOWS
 }
 
-/** Whether one more request fits, in whole numbers (see the file's comment). */
-export function fits(policy: RateLimitPolicy, s: WindowState, now: number): boolean {
-  const w = policy.windowMs
-  const elapsed = now - s.window * w
-  return s.previous * (w - elapsed) + (s.current + 1) * w <= policy.limit * w
+/** The slices of `state` still counted at `now`: the current one and the SUB_WINDOWS before it. */
+export function slide(state: WindowState | undefined, policy: RateLimitPolicy, now: number): WindowState {
+  if (!state) return []
+  const oldest = Math.floor(now / sliceMs(policy)) - SUB_WINDOWS
+  return state.every(([slice]) => slice >= oldest) ? state : state.filter(([slice]) => slice >= oldest)
+}
+
+/** `s` with one more request counted in the slice of `now`. */
+export function counted(s: WindowState, policy: RateLimitPolicy, now: number): WindowState {
+  const slice = Math.floor(now / sliceMs(policy))
+  const last = s[s.length - 1]
+  if (last && last[0] === slice) return [...s.slice(0, -1), [slice, last[1] + 1]]
+  return [...s, [slice, 1]]
+}
+
+const total = (s: WindowState) => s.reduce((n, [, c]) => n + c, 0)
+
+/** Whether one more request fits. */
+export function fits(policy: RateLimitPolicy, s: WindowState): boolean {
+  return total(s) + 1 <= policy.limit
 }
 
 /**
- * Decides one request against one bucket whose counters (already slid to `now`) are `s`, before this request
- * is counted. Does not count it: the caller increments `current` when every bucket of the request allowed it.
+ * Decides one request against one bucket whose counts (already slid to `now`) are `s`, before this request is
+ * counted. Does not count it: the caller counts it when every bucket of the request allowed it.
  */
 export function verdict(policy: RateLimitPolicy, s: WindowState, now: number): BucketVerdict {
-  const w = policy.windowMs
-  const elapsed = now - s.window * w
-  const resetMs = w - elapsed
-  if (fits(policy, s, now)) {
-    // Left after this one: what still fits at this instant.
-    const used = (s.previous * (w - elapsed)) / w + s.current + 1
-    return { allowed: true, limit: policy.limit, windowMs: w, remaining: Math.max(0, Math.floor(policy.limit - used)), retryAfterMs: 0, resetMs }
+  const slice = sliceMs(policy)
+  const current = Math.floor(now / slice)
+  // Slice m stops counting when the current slice is m + SUB_WINDOWS + 1.
+  const leaves = (m: number) => Math.max(1, Math.ceil((m + SUB_WINDOWS + 1) * slice - now))
+  const used = total(s)
+  const resetMs = s.length ? leaves(s[0]![0]) : policy.windowMs
+  if (used + 1 <= policy.limit) return { allowed: true, limit: policy.limit, windowMs: policy.windowMs, remaining: policy.limit - used - 1, retryAfterMs: 0, resetMs }
+  // Until enough of the oldest slices have left that one more fits (the current slice's own count included).
+  let left = used
+  let retryAfterMs = leaves(current)
+  for (const [m, c] of s) {
+    left -= c
+    if (left + 1 <= policy.limit) {
+      retryAfterMs = leaves(m)
+      break
+    }
   }
-  return { allowed: false, limit: policy.limit, windowMs: w, remaining: 0, retryAfterMs: retryAfter(policy, s, elapsed), resetMs }
-}
-
-/** Milliseconds from now until one more request fits, with `s` unchanged meanwhile. */
-function retryAfter(policy: RateLimitPolicy, s: WindowState, elapsed: number): number {
-  const w = policy.windowMs
-  const { limit } = policy
-  // Within this window: the previous window's weight must shrink enough.
-  if (s.previous > 0 && s.current + 1 <= limit) {
-    const t = Math.ceil(w - elapsed - ((limit - s.current - 1) * w) / s.previous)
-    if (elapsed + Math.max(0, t) < w) return Math.max(1, t)
-  }
-  // In the next window, this window's count becomes the previous one and ages from there.
-  const into = s.current > 0 ? Math.max(0, Math.ceil(w - ((limit - 1) * w) / s.current)) : 0
-  return Math.max(1, w - elapsed + into)
+  return { allowed: false, limit: policy.limit, windowMs: policy.windowMs, remaining: 0, retryAfterMs, resetMs }
 }
 
 /** Of several buckets' verdicts on one request, the one the client is told about: a refusal, else the fewest left. */
