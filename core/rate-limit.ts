@@ -30,7 +30,7 @@ export interface BucketVerdict {
   readonly remaining: number
   /** Milliseconds until one more request fits (0 when allowed). */
   readonly retryAfterMs: number
-  /** Milliseconds until the count next goes down (a slice leaves the window), or a whole window when none counts. */
+  /** Milliseconds until the count next goes down (its oldest slice leaves the window). */
   readonly resetMs: number
 }
 
@@ -70,7 +70,8 @@ export function verdict(policy: RateLimitPolicy, s: WindowState, now: number): B
   // Slice m stops counting when the current slice is m + SUB_WINDOWS + 1.
   const leaves = (m: number) => Math.max(1, Math.ceil((m + SUB_WINDOWS + 1) * slice - now))
   const used = total(s)
-  const resetMs = s.length ? leaves(s[0]![0]) : policy.windowMs
+  // When the count next goes down: the oldest slice counted leaves (this request's own, when it is the first).
+  const resetMs = leaves(s.length ? s[0]![0] : current)
   if (used + 1 <= policy.limit) return { allowed: true, limit: policy.limit, windowMs: policy.windowMs, remaining: policy.limit - used - 1, retryAfterMs: 0, resetMs }
   // Until enough of the oldest slices have left that one more fits (the current slice's own count included).
   let left = used
