@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import { quotaUsageRecorder } from '../core/quota-usage-recorder.ts'
 import { memoryRateCounter } from '../core/rate-counter.ts'
+import { parseRateLimit } from '../core/rate-limit.ts'
 import { redisRateCounter, type RedisScriptClient } from '../core/rate-counter-redis.ts'
 import { rateLimitStage, type RateLimitStage } from './stage-rate-limit.ts'
 
@@ -21,5 +22,5 @@ export function rateLimiting(deps: { env: Pick<EnvConfig, 'KEYGATE_RATE_LIMIT_DE
     : memoryRateCounter(clock)
   const usage = quotaUsageRecorder({ db: deps.db, clock, intervalMs: TUNABLES.keys.quotaFlushMs, onError: (err) => deps.logger.warn('quota usage flush failed', { error: String(err) }) })
   deps.cleanups.unshift(() => usage.close())
-  return rateLimitStage({ counter, defaultLimit: env.KEYGATE_RATE_LIMIT_DEFAULT, clock, metrics, logger: deps.logger, onQuotaCounted: (keyId) => usage.record(keyId) })
+  return rateLimitStage({ counter, defaultLimit: parseRateLimit(env.KEYGATE_RATE_LIMIT_DEFAULT) ?? null, clock, metrics, logger: deps.logger, onQuotaCounted: (keyId) => usage.record(keyId) })
 }

@@ -33,8 +33,8 @@ t.test('a bad rate_limit is refused with a message naming the field and what is 
 })
 
 t.test('KEYGATE_RATE_LIMIT_DEFAULT is off by default, read as LIMIT/WINDOW, and refused with the shapes it takes', async (t) => {
-  t.equal(loadEnv({}).KEYGATE_RATE_LIMIT_DEFAULT, null)
-  t.same(loadEnv({ KEYGATE_RATE_LIMIT_DEFAULT: '600/min' }).KEYGATE_RATE_LIMIT_DEFAULT, { limit: 600, window_seconds: 60 })
+  t.equal(loadEnv({}).KEYGATE_RATE_LIMIT_DEFAULT, 'off')
+  t.equal(loadEnv({ KEYGATE_RATE_LIMIT_DEFAULT: '600/min' }).KEYGATE_RATE_LIMIT_DEFAULT, '600/min')
   try {
     loadEnv({ KEYGATE_RATE_LIMIT_DEFAULT: '600 per minute' })
     t.fail('accepted')
