@@ -17,6 +17,7 @@ const DAY_MS = 86_400_000
 const createdJson = (row: { id: string; name: string; created_at: Date; expires_at: Date | null; scopes: string[]; rate_limit?: unknown; quota?: unknown }, key: string) =>
   ({ id: row.id, api_key: key, api_key_name: row.name, created_at: row.created_at.toISOString(), expires_at: row.expires_at?.toISOString() ?? null, scopes: row.scopes, rate_limit: row.rate_limit ?? null, quota: row.quota ?? null })
 const KeyIdParam = z.strictObject({ id: z.uuid() })
+const UserKeyParams = z.strictObject({ id: z.uuid(), key_id: z.uuid() })
 
 export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock; db: Db }): Router {
   const r = Router()
@@ -96,6 +97,18 @@ export function apiKeyRoutes(deps: { keys: ApiKeys; clock: Clock; db: Db }): Rou
     if (await refuseLooser(res, target, body)) return
     const row = await deps.keys.setLimits(identityOf(res).sub, id, { rateLimit: body.rate_limit, quota: body.quota }, actor(req, res))
     if (!row) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key')
+    res.json(apiKeyJson(row))
+  })
+
+  // A superuser sets any user's key limits (a plan, a throttle on a misbehaving client), raising them included.
+  r.patch('/users/:id/api-keys/:key_id', requireScope('users:admin'), async (req, res) => {
+    const { id, key_id: keyId } = parse(UserKeyParams, req.params, 'path')
+    const body = parse(PatchApiKeyRequest, req.body ?? {})
+    const me = await userStore.findById(deps.db, identityOf(res).sub)
+    if (!me?.is_active) return sendError(res, 'USER_INACTIVE')
+    if (!me.is_superuser) return sendError(res, 'NOT_SUPERUSER')
+    const row = await deps.keys.setLimits(id, keyId, { rateLimit: body.rate_limit, quota: body.quota }, actor(req, res))
+    if (!row) return sendError(res, 'NOT_FOUND', undefined, 'No such active API key for this user')
     res.json(apiKeyJson(row))
   })
 

@@ -83,6 +83,11 @@ t.test('a key cannot raise its own limit above the route\'s, and its owner canno
   const listed = (await call(kg.url, 'GET', '/api/v1/auth/api-keys', { token: jwt })).json as Array<{ id: string; rate_limit: unknown; quota: unknown }>
   t.match(listed.find((k) => k.id === capped.id), { rate_limit: { limit: 2, window_seconds: 60 }, quota: { daily: 10 } }, 'nothing changed')
 
+  const mine = (await call(kg.url, 'GET', '/api/v1/auth/me', { token: jwt })).json.id as string
+  const bySuperuser = (body: unknown, token: string) => call(kg.url, 'PATCH', `/api/v1/auth/users/${mine}/api-keys/${capped.id}`, { token, body })
+  t.same([(await bySuperuser({ rate_limit: null }, jwt)).status, (await bySuperuser({ rate_limit: null }, jwt)).json.code], [403, 'NOT_SUPERUSER'], 'the superuser endpoint is not the owner\'s way around')
+  const raised = await bySuperuser({ rate_limit: { limit: 20, window_seconds: 60 } }, admin)
+  t.same([raised.status, raised.json.rate_limit], [200, { limit: 20, window_seconds: 60 }], 'a superuser may raise it')
   t.equal((await patch({ rate_limit: { limit: 1, window_seconds: 60 }, quota: { daily: 5, monthly: 50 } })).status, 200, 'lowering is the owner\'s')
   t.equal((await patch({ rate_limit: { limit: 50, window_seconds: 60 } }, admin)).status, 404, 'another user\'s key is not reachable through the owner\'s endpoint')
   const refused = await get(kg.url, '/key/a', { authorization: `Bearer ${capped.api_key}` })
