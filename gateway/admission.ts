@@ -113,7 +113,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         deps.metrics.authFailures.inc({ code: decided.code })
         return refused(decided.code, route)
       }
-      const limited = deps.rateLimit?.(route, principal, deps.forwarded.clientAddress(req))
+      const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
       if (limited) {
         const outcome = await limited
         if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers }

@@ -37,7 +37,8 @@ export type RateLimitOutcome =
   | { readonly ok: true; readonly headers: readonly string[] }
   | { readonly ok: false; readonly code: 'RATE_LIMITED'; readonly headers: Readonly<Record<string, string>> }
 
-export type RateLimitStage = (route: Route, principal: Principal | null, clientAddress: string) => Promise<RateLimitOutcome> | undefined
+/** `clientAddress` is asked only when a bucket counts per address. */
+export type RateLimitStage = (route: Route, principal: Principal | null, clientAddress: () => string) => Promise<RateLimitOutcome> | undefined
 
 const NO_HEADERS: RateLimitOutcome = Object.freeze({ ok: true, headers: Object.freeze([]) as readonly string[] })
 
@@ -70,11 +71,12 @@ export function rateLimitStage(deps: RateLimitStageDeps): RateLimitStage {
     const limits = principal?.limits
     if (!routeLimit && !limits) return undefined
     // The hash tag: every key of one request on one Redis Cluster node.
-    const tag = principal ? `{u:${principal.userId}}` : `{a:${clientAddress}}`
+    const per = route.rate_limit?.per ?? (route.auth === 'public' ? 'address' : 'key')
+    const address = !principal || (routeLimit && per === 'address') ? clientAddress() : ''
+    const tag = principal ? `{u:${principal.userId}}` : `{a:${address}}`
     const buckets: Bucket[] = []
     if (routeLimit) {
-      const per = route.rate_limit?.per ?? (route.auth === 'public' ? 'address' : 'key')
-      const subject = !principal || per === 'address' ? `a:${clientAddress}` : per === 'key' && principal.keyId ? `k:${principal.keyId}` : 'u'
+      const subject = !principal || per === 'address' ? `a:${address}` : per === 'key' && principal.keyId ? `k:${principal.keyId}` : 'u'
       buckets.push({ kind: 'sliding', key: `rl:${tag}:r:${route.name}:${subject}`, policy: policyOf(routeLimit) })
     }
     const keyId = principal?.keyId
