@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { apiKeyFormat } from '../../core/api-key-format.ts'
 import { BOOTSTRAP, call, keygateOnPglite } from '../helpers/keygate.ts'
+import { leakedSecrets } from '../helpers/raw-http.ts'
 import { echoRouteFile, echoServer } from '../helpers/upstreams.ts'
 
 /**
@@ -52,6 +53,7 @@ t.test('unknown, malformed, revoked and forged credentials cannot spend a valid 
     for (let i = 0; i < 6; i++) statuses.push(await get(kg.url, path, { authorization: `Bearer ${v}` }))
     t.same(statuses, [200, 200, 200, 200, 200, 429], `${path}: the victim still has its whole budget of 5`)
   }
+  t.same(leakedSecrets(kg.logs, [v, revoked.api_key, ...attempts.filter((c) => c.startsWith('sk_live_') && !c.includes('.'))]), [], 'no key in any log line')
 })
 
 t.test('a key cannot raise its own limit above the route\'s, and its owner cannot loosen what was set', async (t) => {
@@ -93,6 +95,7 @@ t.test('a key cannot raise its own limit above the route\'s, and its owner canno
   const refused = await get(kg.url, '/key/a', { authorization: `Bearer ${capped.api_key}` })
   const second = await get(kg.url, '/key/a', { authorization: `Bearer ${capped.api_key}` })
   t.same([refused, second], [200, 429], 'the lowered limit holds at once')
+  t.same(leakedSecrets(kg.logs, [greedy.api_key, capped.api_key, jwt, admin, 'mallory-password-1']), [], 'no secret in any log line')
 })
 
 t.test('forged forwarding headers from an untrusted peer do not make new per-address budgets', async (t) => {
