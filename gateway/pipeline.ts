@@ -15,6 +15,7 @@ import { limitBody, readBodyFirst } from './stage-body-limit.ts'
 import { forward } from './stage-forward.ts'
 import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
+import { headerRecord } from './stage-rate-limit.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -99,11 +100,13 @@ export function createPipeline(deps: PipelineDeps) {
       }
       const { route, router, credential } = admitted
       routeName = route.name
+      // The rate limit's headers go on the gateway's own answers after admission too (413, 408, 502, 504).
+      const limits = admitted.responseHeaders && headerRecord(admitted.responseHeaders)
       principal = admitted.principal
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
-        failure = deny(req, res, requestId, body.code)
+        failure = deny(req, res, requestId, body.code, limits)
         return
       }
       let upload = body.body
@@ -119,7 +122,7 @@ export function createPipeline(deps: PipelineDeps) {
           // What is left of a slow body is not waited for: the connection closes after the answer.
           res.shouldKeepAlive = false
           res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-          failure = deny(req, res, requestId, read.code)
+          failure = deny(req, res, requestId, read.code, limits)
           return
         }
         upload = read.body
@@ -170,11 +173,11 @@ export function createPipeline(deps: PipelineDeps) {
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
-          failure = deny(req, res, requestId, 'BODY_TOO_LARGE')
+          failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limits)
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
-        if (outcome.code !== 'ABORTED') failure = deny(req, res, requestId, outcome.code)
+        if (outcome.code !== 'ABORTED') failure = deny(req, res, requestId, outcome.code, limits)
       }
     } catch (err) {
       const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'

@@ -103,3 +103,10 @@ export function rateLimitStage(deps: RateLimitStageDeps): RateLimitStage {
     }, failedOpen)
   }
 }
+
+/** A flat `[name, value, …]` list as a header record (for the problem answers written after admission). */
+export function headerRecord(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i < list.length; i += 2) out[list[i]!] = list[i + 1]!
+  return out
+}

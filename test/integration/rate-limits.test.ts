@@ -54,6 +54,11 @@ t.test('the embedded default limits in-process: the budget, then 429 RATE_LIMITE
   t.same(statusAndCode(upgrade), { status: 429, code: 'RATE_LIMITED' }, 'a WebSocket handshake is limited by the same admission')
   t.match(upgrade, /\r\nretry-after: \d+\r\n/i)
 
+  const fresh = (await apiKey(kg.url)).api_key
+  const tooLarge = await rawRequest(kg.port, ['POST /echo/upload HTTP/1.1', 'Host: x', `Authorization: Bearer ${fresh}`, `Content-Length: ${20 * 1024 * 1024}`])
+  t.same(statusAndCode(tooLarge), { status: 413, code: 'BODY_TOO_LARGE' })
+  t.match(tooLarge, /\r\nratelimit: limit=5, remaining=4, reset=\d+\r\n/i, 'the gateway\'s own answers after admission carry the headers too')
+
   const plain = await get(kg.url, '/plain/x', key)
   t.equal(plain.status, 200, 'a route without a limit is not limited')
   t.equal(plain.headers.get('ratelimit'), null, 'and has no rate limit headers')
