@@ -50,4 +50,19 @@ t.test('two gateway processes sharing Redis enforce one budget of 100 a minute',
   const fresh = await fetch(`${b.url}/echo/x`, { headers: { authorization: `Bearer ${other}` } })
   t.equal(fresh.status, 200, 'another key of the same user has its own budget')
   t.equal(fresh.headers.get('ratelimit')?.replace(/reset=\d+/, 'reset=R'), 'limit=100, remaining=99, reset=R')
+
+  // A key's own limit changed through one gateway holds at once on the other, which had the key cached.
+  const metered = (await call(a.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name: 'metered', rate_limit: { limit: 50, window_seconds: 60 } } })).json as { id: string; api_key: string }
+  const onB = () => fetch(`${b.url}/echo/x`, { headers: { authorization: `Bearer ${metered.api_key}` } })
+  t.equal((await onB()).status, 200, 'cached on the other gateway')
+  const lowered = await call(a.url, 'PATCH', `/api/v1/auth/api-keys/${metered.id}`, { token: jwt, body: { rate_limit: { limit: 2, window_seconds: 60 } } })
+  t.same([lowered.status, lowered.json.rate_limit], [200, { limit: 2, window_seconds: 60 }])
+  let policy: string | null = null
+  for (let i = 0; i < 100 && policy?.split(', ')[0] !== '2;w=60'; i++) {
+    const res = await onB()
+    policy = res.headers.get('ratelimit-policy')
+    if (policy?.split(', ')[0] !== '2;w=60') await new Promise((r) => setTimeout(r, 20))
+  }
+  t.equal(policy?.split(', ')[0], '2;w=60', 'the other gateway counts the new limit (told through Redis, not after its cache TTL)')
+  t.equal((await onB()).status, 429)
 })
