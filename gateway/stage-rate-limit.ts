@@ -70,14 +70,16 @@ export function rateLimitStage(deps: RateLimitStageDeps): RateLimitStage {
     const routeLimit = route.rate_limit ?? deps.defaultLimit
     const limits = principal?.limits
     if (!routeLimit && !limits) return undefined
-    // The hash tag: every key of one request on one Redis Cluster node.
     const per = route.rate_limit?.per ?? (route.auth === 'public' ? 'address' : 'key')
-    const address = !principal || (routeLimit && per === 'address') ? clientAddress() : ''
-    const tag = principal ? `{u:${principal.userId}}` : `{a:${address}}`
+    const byAddress = !principal || per === 'address'
+    // The hash tag (`{…}`) is the bucket's subject: a user (all of its keys' buckets), or an address. A request's
+    // buckets share one tag, so one script on one Redis Cluster node, except a per-address route limit on a key
+    // with limits of its own (see `rate-counter-redis.ts`).
+    const tag = principal ? `{u:${principal.userId}}` : ''
     const buckets: Bucket[] = []
     if (routeLimit) {
-      const subject = !principal || per === 'address' ? `a:${address}` : per === 'key' && principal.keyId ? `k:${principal.keyId}` : 'u'
-      buckets.push({ kind: 'sliding', key: `rl:${tag}:r:${route.name}:${subject}`, policy: policyOf(routeLimit) })
+      const subject = byAddress ? `{a:${clientAddress()}}` : per === 'key' && principal.keyId ? `${tag}:k:${principal.keyId}` : `${tag}:u`
+      buckets.push({ kind: 'sliding', key: `rl:r:${route.name}:${subject}`, policy: policyOf(routeLimit) })
     }
     const keyId = principal?.keyId
     if (limits && keyId) {

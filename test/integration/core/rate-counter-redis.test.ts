@@ -42,6 +42,19 @@ t.test('a request refused by one bucket is counted in none; a quota counts until
   t.equal(expireAt, p.end + 86_400_000, 'the quota counter lives a day past its period')
 })
 
+t.test('buckets of different subjects (a per-address route limit, a key\'s own limit) are each counted', async (t) => {
+  const redis = await testRedisPrefix('ratecounter')
+  t.teardown(() => redis.drop())
+  const counter = redisRateCounter(redis.client, { prefix: redis.prefix })
+  const address: Bucket = { kind: 'sliding', key: 'rl:r:nat:{a:10.0.0.9}', policy: { limit: 3, windowMs: 60_000 } }
+  const key = (id: string): Bucket => ({ kind: 'sliding', key: `rl:{u:${id}}:k:${id}:r:nat`, policy: { limit: 2, windowMs: 60_000 } })
+  const taken = []
+  for (const id of ['a', 'a', 'a', 'b', 'b']) taken.push(await counter.take([address, key(id)]))
+  t.same(taken.map((r) => r.allowed), [true, true, false, true, false], 'key a stops at its 2; b is stopped by the address\'s 3')
+  t.same(taken[2]!.verdicts.map((v) => v.allowed), [true, false])
+  t.same(taken[4]!.verdicts.map((v) => v.allowed), [false, true])
+})
+
 t.test('a Redis that lost the script (restart, SCRIPT FLUSH) gets it again in the same call', async (t) => {
   const redis = await testRedisPrefix('ratecounter')
   t.teardown(() => redis.drop())

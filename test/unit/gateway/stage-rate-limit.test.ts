@@ -63,6 +63,11 @@ t.test('per user: every key of the user shares one budget; per address: every cl
   const perAddress = routeWithDefaults({ name: 'p', prefix: '/p', upstream: 'u', auth: 'public', rate_limit: { limit: 1, window_seconds: 60 } })
   t.same(await codes(() => stage(perAddress, null, () => '10.0.0.1'), 2), ['ok', 'RATE_LIMITED'], 'public routes count per address by default')
   t.same(await codes(() => stage(perAddress, null, () => '10.0.0.2'), 1), ['ok'])
+  const behindOneAddress = routeWithDefaults({ name: 'nat', prefix: '/n', upstream: 'u', rate_limit: { limit: 2, window_seconds: 60, per: 'address' } })
+  t.same([
+    ...await codes(() => stage(behindOneAddress, principal(), () => '10.0.0.9'), 1),
+    ...await codes(() => stage(behindOneAddress, principal({ userId: 'u2', keyId: 'k9' }), () => '10.0.0.9'), 2),
+  ], ['ok', 'ok', 'RATE_LIMITED'], 'per address on an authenticated route: every user behind the address shares it')
 })
 
 t.test('an anonymous request on an optional route counts per address', async (t) => {
