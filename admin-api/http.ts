@@ -72,8 +72,8 @@ export async function oneUserJson(db: Queryable, now: Date, user: User) {
   return (await usersJson(db, now, [user]))[0]!
 }
 
-export function apiKeyJson(k: { id: string; name: string; display: string; created_at: Date; last_used_at: Date | null; expires_at: Date | null; revoked_at: Date | null; scopes: string[] }) {
-  return { id: k.id, api_key_name: k.name, api_key: k.display, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), expires_at: iso(k.expires_at), revoked_at: iso(k.revoked_at), scopes: k.scopes }
+export function apiKeyJson(k: { id: string; name: string; display: string; created_at: Date; last_used_at: Date | null; expires_at: Date | null; revoked_at: Date | null; scopes: string[]; rate_limit?: unknown; quota?: unknown }, usage?: { day: number; month: number }) {
+  return { id: k.id, api_key_name: k.name, api_key: k.display, created_at: iso(k.created_at)!, last_used_at: iso(k.last_used_at), expires_at: iso(k.expires_at), revoked_at: iso(k.revoked_at), scopes: k.scopes, rate_limit: k.rate_limit ?? null, quota: k.quota ?? null, ...(usage ? { usage } : {}) }
 }
 
 /**

@@ -49,7 +49,18 @@ export const UpdateMeRequest = z.strictObject({ email: email.optional(), ...prof
 export const ChangePasswordRequest = z.strictObject({ current_password: z.string().min(1).max(128), new_password: password }).meta({ id: 'ChangePasswordRequest' })
 
 const scope = z.string().regex(/^[a-z0-9:._-]{1,64}$/, 'lowercase letters, digits and ":._-"')
+const KeyRateLimit = z.strictObject({
+  limit: z.number().int().min(1).max(1_000_000).describe('Requests allowed in any window_seconds'),
+  window_seconds: z.number().int().min(1).max(86_400),
+}).describe('The key\'s own rate limit, counted per route besides the route\'s own: it can only make the key slower').meta({ id: 'KeyRateLimit' })
+const KeyQuota = z.strictObject({
+  daily: z.number().int().min(1).max(1_000_000_000).optional().describe('Requests per UTC day'),
+  monthly: z.number().int().min(1).max(1_000_000_000).optional().describe('Requests per calendar month (UTC)'),
+}).refine((q) => q.daily !== undefined || q.monthly !== undefined, { message: 'give daily, monthly or both (null removes the quota)' }).meta({ id: 'KeyQuota' })
+const keyLimitFields = { rate_limit: KeyRateLimit.nullish(), quota: KeyQuota.nullish() }
+
 export const CreateApiKeyRequest = z.strictObject({
+  ...keyLimitFields,
   name: z.string().trim().min(1).max(100).refine(storable, STORABLE),
   expires_in_days: z.number().int().min(1).max(3650).optional(),
   expires_at: isoTime.optional(),
@@ -58,7 +69,12 @@ export const CreateApiKeyRequest = z.strictObject({
 
 export const RollApiKeyRequest = z.strictObject({
   grace_period_seconds: z.number().int().min(0).max(7 * 86_400).default(0).describe('How long the old key keeps working: 0 (revoked now) to 604800 (7 days)'),
+  ...keyLimitFields,
 }).meta({ id: 'RollApiKeyRequest' })
+
+export const PatchApiKeyRequest = z.strictObject(keyLimitFields)
+  .refine((b) => b.rate_limit !== undefined || b.quota !== undefined, { message: 'give rate_limit, quota or both (null removes one)', path: ['rate_limit'] })
+  .meta({ id: 'PatchApiKeyRequest' })
 
 export const CreateUserRequest = z.strictObject({ username, password, email, ...profileFields, is_superuser: z.boolean().optional() }).meta({ id: 'CreateUserRequest' })
 export const PatchUserRequest = z.strictObject({
@@ -117,6 +133,8 @@ export const ApiKeyCreated = z.strictObject({
   created_at: isoTime,
   expires_at: isoTime.nullable(),
   scopes: z.array(z.string()),
+  rate_limit: KeyRateLimit.nullable().optional(),
+  quota: KeyQuota.nullable().optional(),
 }).meta({ id: 'APIKeyCreated' })
 
 export const ApiKey = z.strictObject({
@@ -128,6 +146,9 @@ export const ApiKey = z.strictObject({
   expires_at: isoTime.nullable(),
   revoked_at: isoTime.nullable(),
   scopes: z.array(z.string()),
+  rate_limit: KeyRateLimit.nullable().optional(),
+  quota: KeyQuota.nullable().optional(),
+  usage: z.strictObject({ day: z.number().int(), month: z.number().int() }).optional().describe('Requests counted against the key\'s quotas today and this month (UTC), summed by the gateways every few seconds'),
 }).meta({ id: 'APIKey' })
 
 export const ApiKeyList = z.array(ApiKey).meta({ id: 'APIKeyList' })

@@ -3,6 +3,8 @@ import { parseFileConfig } from '../config/load.ts'
 import { ChangePasswordRequest, CreateApiKeyRequest, CreateUserRequest } from '../admin-api/schemas.ts'
 import { signingKeyStore } from '../core/signing-key-store.ts'
 import { userStore } from '../core/user-store.ts'
+import { QUOTA_MAX } from '../core/key-limits.ts'
+import { parseRateLimit } from '../core/rate-limit.ts'
 import { integerOption, required, UsageError, uuidOption, type OptionSpec, type OptionValues } from './args.ts'
 import { Refusal, type Context } from './database.ts'
 
@@ -126,21 +128,26 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     },
   }),
   'keys create': command({
-    synopsis: '--username NAME --name KEY_NAME [--scopes SCOPE,…] [--expires-in-days DAYS]',
+    synopsis: '--username NAME --name KEY_NAME [--scopes SCOPE,…] [--expires-in-days DAYS] [--rate-limit LIMIT/WINDOW] [--daily-quota N] [--monthly-quota N]',
     about: 'Creates an API key; prints the key, and nothing else, on stdout (its id on stderr).',
-    options: { username: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, 'expires-in-days': { type: 'string' } },
+    options: { username: { type: 'string' }, name: { type: 'string' }, scopes: { type: 'string' }, 'expires-in-days': { type: 'string' }, 'rate-limit': { type: 'string' }, 'daily-quota': { type: 'string' }, 'monthly-quota': { type: 'string' } },
     database: true,
     async run({ name, values, io, open }) {
       const username = required(name, values.username, 'username')
       const days = values['expires-in-days'] === undefined ? undefined : integerOption(name, values['expires-in-days'], 'expires-in-days', 1, 3650)
       const scopes = values.scopes === undefined ? undefined : values.scopes.split(',').map((s) => s.trim()).filter(Boolean)
-      const input = CreateApiKeyRequest.safeParse({ name: required(name, values.name, 'name'), scopes, expires_in_days: days })
+      const rateLimit = values['rate-limit'] === undefined ? undefined : parseRateLimit(values['rate-limit'])
+      if (rateLimit === undefined && values['rate-limit'] !== undefined) throw new UsageError(`${name}: --rate-limit expects LIMIT/WINDOW such as 100/min, 1000/hour or 100/60s`, name)
+      const daily = values['daily-quota'] === undefined ? undefined : integerOption(name, values['daily-quota'], 'daily-quota', 1, QUOTA_MAX)
+      const monthly = values['monthly-quota'] === undefined ? undefined : integerOption(name, values['monthly-quota'], 'monthly-quota', 1, QUOTA_MAX)
+      const quota = daily === undefined && monthly === undefined ? undefined : { ...(daily === undefined ? {} : { daily }), ...(monthly === undefined ? {} : { monthly }) }
+      const input = CreateApiKeyRequest.safeParse({ name: required(name, values.name, 'name'), scopes, expires_in_days: days, rate_limit: rateLimit ?? undefined, quota })
       if (!input.success) throw new Refusal(problems(input.error.issues))
       await open(async (ctx) => {
         const user = await userByName(ctx, username)
         if (!user.is_active) throw new Refusal(`${user.username} is deactivated: activate the user first`)
         const expiresAt = input.data.expires_in_days === undefined ? null : new Date(Date.now() + input.data.expires_in_days * DAY_MS)
-        const { row, key } = await ctx.keys.create(user.id, { name: input.data.name, scopes: input.data.scopes, expiresAt }, CLI)
+        const { row, key } = await ctx.keys.create(user.id, { name: input.data.name, scopes: input.data.scopes, expiresAt, rateLimit: input.data.rate_limit ?? null, quota: input.data.quota ?? null }, CLI)
         io.say(`created key ${row.id} (${row.display}) for ${user.username}${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}`)
         io.out(`${key}\n`)
       })

@@ -1,4 +1,5 @@
 import type { RouteConfig } from './schema.ts'
+import { rateLimitProblems } from './rate-limit-checks.ts'
 
 /**
  * Mistakes no single route shows, found across the route table: a prefix under the gateway's reserved
@@ -16,6 +17,7 @@ export function routeTableProblems(routes: readonly RouteConfig[], where: (index
       const literal = r.prefix.replace(/\/?[^/]*\*.*$/, '') || '/'
       problems.push(`${where(i, 'prefix')}: "${r.prefix}" looks like a pattern, but a prefix is matched literally, on whole path segments: write "${literal}" to match ${literal} and everything under it`)
     }
+    problems.push(...rateLimitProblems(r).map((p) => `${where(i, 'rate_limit')}: ${p}`))
   })
   const tried = routes.map((r, i) => ({ r, i })).sort((a, b) => triedBefore(a.r, b.r) || a.i - b.i)
   tried.forEach(({ r: later, i }, position) => {

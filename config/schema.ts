@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { parseRedisUrl } from '../core/redis-connect.ts'
+import { parseRateLimit, RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_MAX_SECONDS } from '../core/rate-limit.ts'
 
 /**
  * Every setting Keygate reads, declared once with its default and meaning. The README's configuration
@@ -73,6 +74,7 @@ export const ENV_SETTINGS = {
   KEYGATE_MAIL_FROM: { schema: z.email().optional(), doc: 'Sender address of password reset mails; required with KEYGATE_SMTP_URL.' },
   KEYGATE_DEMOS: { schema: bool.default(true), doc: 'Starts the demo conversation and document services in-process on free ports.' },
   KEYGATE_UNKNOWN_KEY_LOOKUPS: { schema: z.coerce.number().int().min(1).max(1_000_000).default(50), doc: 'Database lookups of unknown API keys (well-formed, valid checksum, no such key) one client address may cause in 10 s, per gateway process; past it, its uncached keys get 429 KEY_LOOKUPS_LIMITED until the 10 s end (cached keys keep working).' },
+  KEYGATE_RATE_LIMIT_DEFAULT: { schema: z.string().default('off').refine((v) => parseRateLimit(v) !== undefined, 'off, or LIMIT/WINDOW such as 100/min, 1000/hour or 100/60s (limit 1 to 1000000, window 1 s to 1 day)'), doc: 'Rate limit of each route without its own `rate_limit`, counted per route and per API key (else per user, else per client address): `100/min`, `1000/hour`, `100/60s`. Counted in Redis with REDIS_URL (one budget for every instance), else in-process. `off`: no default limit.' },
   KEYGATE_CACHE_MAX: { schema: z.coerce.number().int().min(0).default(100000), doc: 'Credential cache entries per process.' },
   KEYGATE_CACHE_TTL_MS: { schema: z.coerce.number().int().min(0).default(60000), doc: 'Lifetime of a cached credential.' },
   KEYGATE_CACHE_NEGATIVE_TTL_MS: { schema: z.coerce.number().int().min(0).default(5000), doc: 'Lifetime of a cached "no such key".' },
@@ -168,6 +170,12 @@ const routeFields = {
   }).optional(),
   /** Forward the client's Authorization header to the upstream (off: the credential stops at the gateway). */
   forward_authorization: flag.default(false),
+  /** Requests allowed per `window_seconds` (sliding), counted per API key (a login token: per user), per user or per client address; 429 RATE_LIMITED past it. */
+  rate_limit: z.strictObject({
+    limit: z.coerce.number({ error: 'expected a number of requests' }).int({ error: `expected requests as a whole number from 1 to ${RATE_LIMIT_MAX}` }).min(1, { error: `expected requests as a whole number from 1 to ${RATE_LIMIT_MAX}` }).max(RATE_LIMIT_MAX, { error: `expected requests as a whole number from 1 to ${RATE_LIMIT_MAX}` }),
+    window_seconds: z.coerce.number({ error: 'expected seconds as a number' }).int({ error: `expected seconds as a whole number from 1 to ${RATE_LIMIT_WINDOW_MAX_SECONDS}` }).min(1, { error: `expected seconds as a whole number from 1 to ${RATE_LIMIT_WINDOW_MAX_SECONDS}` }).max(RATE_LIMIT_WINDOW_MAX_SECONDS, { error: `expected seconds as a whole number from 1 to ${RATE_LIMIT_WINDOW_MAX_SECONDS}` }),
+    per: z.enum(['key', 'user', 'address'], { error: 'expected key, user or address' }).optional(),
+  }).optional(),
 }
 
 export const routeSchema = z.strictObject(routeFields, {

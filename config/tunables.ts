@@ -32,6 +32,8 @@ export const TUNABLES = Object.freeze({
     expirySweepMs: 60_000,
     /** How often the batched `last_used_at` of API keys is written. */
     usageFlushMs: 10_000,
+    /** How often each gateway adds the requests it counted against keys' quotas to PostgreSQL (the listing's `usage`). */
+    quotaFlushMs: 10_000,
   }),
   caches: Object.freeze({
     /** Access tokens whose signature verified, remembered by hash until their `exp` (per instance). */

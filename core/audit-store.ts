@@ -3,7 +3,7 @@ import type { Queryable } from './db.ts'
 /** Credential events recorded in `audit_events`. Never holds a secret: ids, names and addresses only. */
 export type AuditEventName =
   | 'login.succeeded' | 'login.failed' | 'logout' | 'logout.everywhere' | 'token.refreshed' | 'token.reuse_detected'
-  | 'key.created' | 'key.revoked' | 'key.rolled' | 'key.expired' | 'user.created' | 'user.updated' | 'user.deactivated' | 'user.reactivated'
+  | 'key.created' | 'key.revoked' | 'key.rolled' | 'key.expired' | 'key.limits_changed' | 'user.created' | 'user.updated' | 'user.deactivated' | 'user.reactivated'
   | 'password.changed' | 'password.reset' | 'password.set' | 'password_reset.requested'
 
 export interface AuditEvent {

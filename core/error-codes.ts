@@ -61,7 +61,7 @@ export const ERROR_CODES = {
   // --- admin API -----------------------------------------------------------------------------------
   LOGIN_FAILED: { status: 401, title: 'Authentication Required', detail: 'Invalid username or password', bearerError: null },
   PASSWORD_HASH_BUSY: { status: 503, title: 'Service Unavailable', detail: 'Too many password checks are in progress; retry in a moment', retryAfter: 1 },
-  RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many failed login attempts; retry later' },
+  RATE_LIMITED: { status: 429, title: 'Too Many Requests', detail: 'Too many requests (failed logins, or past the rate limit or quota of this route or key); retry after the seconds Retry-After gives' },
   IDENTITY_REQUIRED: unauthorized('Authentication credentials required'),
   NOT_SUPERUSER: { status: 403, title: 'Forbidden', detail: 'This operation requires a superuser' },
   SCOPE_MISSING: { status: 403, title: 'Forbidden', detail: 'The API key lacks the admin scope this operation needs, or asked for a key wider than itself', bearerError: 'insufficient_scope' },

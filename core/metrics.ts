@@ -43,6 +43,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
+    rateLimited: new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused with 429 RATE_LIMITED, by route', labelNames: ['route'] as const, registers }),
+    rateLimitFailOpen: new Counter({ name: 'keygate_rate_limit_fail_open_total', help: 'Requests let through uncounted because the rate limiter\'s Redis failed', registers }),
+    rateLimitRedisDuration: new Histogram({
+      name: 'keygate_rate_limit_redis_duration_seconds',
+      help: 'Round trip of the rate limiter\'s script to Redis',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
+      registers,
+    }),
     invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
     decisions: new Counter({ name: 'keygate_decisions_total', help: 'Answers of the forward-auth decision endpoint by route and code (`ok` when allowed)', labelNames: ['route', 'code'] as const, registers }),
     requestDuration: new Histogram({

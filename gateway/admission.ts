@@ -10,11 +10,13 @@ import { extractCredential, type CredentialResult } from './stage-credential.ts'
 import { normalizePath } from './stage-path.ts'
 import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
+import type { RateLimitStage } from './stage-rate-limit.ts'
 
 /**
  * Admission: whether a request may go upstream, and as whom, decided once for every transport (the HTTP
  * pipeline, WebSocket upgrades, and a decision endpoint that answers an ingress):
- *   path → credential → route → [the transport's route check] → authenticate (and scopes)     `admit`
+ *   path → credential → route → [the transport's route check] → authenticate (and scopes)
+ *   → rate limit                                                                               `admit`
  *   sanitize → forwarded → identity                                                           `headers`
  * The transport calls `admit`, does what is its own between the two (the body limit of the HTTP pipeline),
  * then takes the headers the upstream gets from `headers`. Denials are values with a code, and so is a fault
@@ -30,6 +32,8 @@ export interface AdmissionDeps {
   stripHeaders?: StripList
   forwarded: ForwardedPolicy
   metrics: Pick<Metrics, 'authFailures'>
+  /** Rate limits and quotas, counted after authentication (see `stage-rate-limit.ts`). */
+  rateLimit?: RateLimitStage
 }
 
 export interface Admitted {
@@ -43,6 +47,8 @@ export interface Admitted {
   readonly credential: CredentialResult
   /** Null on a public route, or an optional one without a credential. */
   readonly principal: Principal | null
+  /** Headers for the client's answer (the rate limit's), `[name, value, …]`; absent when there are none. */
+  readonly responseHeaders?: readonly string[]
 }
 
 /** A refusal; `route` is set when the request got that far (for the access line and metrics). */
@@ -54,6 +60,8 @@ export type Refused = {
   readonly allow?: readonly string[]
   /** The id of a key that exists but was refused (revoked, expired), for the access line. */
   readonly keyId?: string
+  /** Headers of the refusal (RATE_LIMITED: Retry-After and the rate limit's). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /**
@@ -120,6 +128,12 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       } else if (!decided.ok) {
         deps.metrics.authFailures.inc({ code: decided.code })
         return refused(decided.code, route)
+      }
+      const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
+      if (limited) {
+        const outcome = await limited
+        if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers }
+        if (outcome.headers.length) return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal, responseHeaders: outcome.headers }
       }
       return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal }
     },

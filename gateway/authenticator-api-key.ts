@@ -6,6 +6,7 @@ import { keyCacheKey, keyCredentialId } from '../core/credential-keys.ts'
 import type { KeyRecord } from '../core/key-store.ts'
 import { KeygateError } from '../core/errors.ts'
 import type { Authenticator } from './authenticator.ts'
+import { keyLimitsOf } from '../core/key-limits.ts'
 import type { UnknownKeyLimiter } from './unknown-key-limiter.ts'
 
 export interface ApiKeyAuthenticatorDeps {
@@ -66,8 +67,15 @@ export function apiKeyAuthenticator(deps: ApiKeyAuthenticatorDeps): Authenticato
           credentialId: keyCredentialId(record.keyId),
           revocationKey: keyCacheKey(record.keyHash),
           ...(until !== null ? { validUntil: until } : {}),
+          ...limitsOf(record),
         },
       }
     },
   }
+}
+
+/** The key's own limits for its principal; nothing when it has none. */
+function limitsOf(record: KeyRecord): { limits?: NonNullable<ReturnType<typeof keyLimitsOf>> } {
+  const limits = keyLimitsOf(record.rateLimit ?? null, record.quota ?? null)
+  return limits ? { limits } : {}
 }

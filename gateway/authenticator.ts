@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../core/error-codes.ts'
+import type { KeyLimits } from '../core/key-limits.ts'
 
 /** Who the caller is, once a credential was accepted. */
 export interface Principal {
@@ -18,6 +19,8 @@ export interface Principal {
    * period, an access token's `exp`), ms since the epoch; exchanges it opened are closed then.
    */
   readonly validUntil?: number
+  /** An API key's own rate limit and quotas (see `stage-rate-limit.ts`). */
+  readonly limits?: KeyLimits
 }
 
 export type AuthDenialCode = Extract<ErrorCode, 'KEY_MALFORMED' | 'KEY_UNKNOWN' | 'KEY_REVOKED' | 'KEY_EXPIRED' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED' | 'USER_INACTIVE'>

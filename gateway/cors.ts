@@ -17,7 +17,8 @@ export interface CorsPolicy {
 }
 
 const BASE_ALLOW_HEADERS = ['authorization', 'content-type', 'x-request-id']
-const BASE_EXPOSE_HEADERS = ['x-request-id']
+// With the rate limit's headers (and Retry-After, not safelisted either), so a browser application can pace itself.
+const BASE_EXPOSE_HEADERS = ['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']
 
 /** The policy of `route` (its `cors` block), else the deployment's (`KEYGATE_CORS_ORIGINS`); null when CORS is off. */
 export function corsPolicyOf(route: Pick<Route, 'cors'> | undefined, defaultOrigins: readonly string[]): CorsPolicy | null {

@@ -147,7 +147,7 @@ export function createDecision(deps: DecisionDeps) {
     let principal: Principal | null = null
     let code: ErrorCode | undefined
     let cacheSec: number | undefined
-    const deny = (c: ErrorCode, detail?: string, headers: Record<string, string> = {}) => {
+    const deny = (c: ErrorCode, detail?: string, headers: Readonly<Record<string, string>> = {}) => {
       code = c
       writeProblem(res, c, { detail, instance: requestId, headers: { 'x-request-id': requestId, 'x-accel-expires': '0', ...headers } })
     }
@@ -159,12 +159,13 @@ export function createDecision(deps: DecisionDeps) {
       const admitted = await admission.admit(req, original.method, undefined, undefined, original.target)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
-        return deny(admitted.code, undefined, admitted.allow ? { allow: admitted.allow.join(', ') } : undefined)
+        return deny(admitted.code, undefined, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
       }
       routeName = admitted.route.name
       principal = admitted.principal
       const now = deps.clock.now()
-      cacheSec = decisionCacheSeconds(deps.cacheSec, deps.identityTtlSec(), principal, now)
+      // A rate-limited request is never cacheable: the ingress would pass the cached requests uncounted.
+      cacheSec = admitted.responseHeaders ? 0 : decisionCacheSeconds(deps.cacheSec, deps.identityTtlSec(), principal, now)
       const headers = admission.identity(admitted)
       // Every identity header is stated, empty when the request gets none (a public route, a route without
       // plain headers): an ingress that copies a header the answer lacks may set something else (Caddy 2.6
@@ -176,6 +177,7 @@ export function createDecision(deps: DecisionDeps) {
         'cache-control', cacheSec > 0 ? `private, max-age=${cacheSec}` : 'no-store',
         'content-length', '0',
       )
+      if (admitted.responseHeaders) headers.push(...admitted.responseHeaders)
       res.writeHead(200, headers)
       res.end()
     } catch (err) {

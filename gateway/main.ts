@@ -39,6 +39,7 @@ import { startInternalServices } from './internal-services.ts'
 import { signingKeySource } from './signing-key-source.ts'
 import { streamRegistry } from './stream-registry.ts'
 import { createUpgradeHandler } from './upgrade.ts'
+import { rateLimiting } from './rate-limiting.ts'
 import { unknownKeyLimiter } from './unknown-key-limiter.ts'
 import { routeSlots } from './route-slots.ts'
 import { identityStamper } from './stage-sign-identity.ts'
@@ -153,6 +154,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       resync: () => caches.clear(),
     })
     const forwarded = forwardedPolicy(env.KEYGATE_TRUSTED_PROXIES, addressProof)
+    const rateLimit = rateLimiting({ env, db, redis: redis?.commands, clock, metrics, logger, cleanups })
     const admission = createAdmission({
       router: () => router,
       authenticators,
@@ -161,6 +163,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
       stripHeaders: stripList(env.KEYGATE_STRIP_HEADERS),
       forwarded,
       metrics,
+      rateLimit,
     })
     const handle = createPipeline({
       admission, streams, metrics, logger, dispatcher, slots: routeSlots(), cors: corsStage(env.KEYGATE_CORS_ORIGINS, () => router),

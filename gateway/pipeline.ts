@@ -19,6 +19,7 @@ import { exchangeBytes } from './access-bytes.ts'
 import { pushTraceHeaders, traceContextOf, type SpanRecorder } from './trace-context.ts'
 import { causeLabel } from './upstream-failure.ts'
 import type { Route } from './router.ts'
+import { headerRecord } from './stage-rate-limit.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -115,16 +116,18 @@ export function createPipeline(deps: PipelineDeps) {
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
         refusedKeyId = admitted.keyId
-        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : undefined)
+        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
         return
       }
       const { route, router, credential } = admitted
       routeName = route.name
+      // The rate limit's headers go on the gateway's own answers after admission too (413, 408, 502, 504).
+      const limits = admitted.responseHeaders && headerRecord(admitted.responseHeaders)
       principal = admitted.principal
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
-        failure = deny(req, res, requestId, body.code)
+        failure = deny(req, res, requestId, body.code, limits)
         return
       }
       let upload = body.body
@@ -140,7 +143,7 @@ export function createPipeline(deps: PipelineDeps) {
           // What is left of a slow body is not waited for: the connection closes after the answer.
           res.shouldKeepAlive = false
           res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-          failure = deny(req, res, requestId, read.code)
+          failure = deny(req, res, requestId, read.code, limits)
           return
         }
         upload = read.body
@@ -182,7 +185,7 @@ export function createPipeline(deps: PipelineDeps) {
         body: upload,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
-        responseHeaders: ['x-request-id', requestId],
+        responseHeaders: admitted.responseHeaders ? ['x-request-id', requestId, ...admitted.responseHeaders] : ['x-request-id', requestId],
         onResponse: () => {
           if (awaitHeaders) req.off('end', awaitHeaders)
           socket.setTimeout(route.idle_timeout_ms)
@@ -193,7 +196,7 @@ export function createPipeline(deps: PipelineDeps) {
       metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
-          failure = deny(req, res, requestId, 'BODY_TOO_LARGE')
+          failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limits)
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
@@ -201,7 +204,7 @@ export function createPipeline(deps: PipelineDeps) {
           cause = outcome.failure.cause
           causeDetail = outcome.failure.detail
           metrics.upstreamFailures.inc({ route: routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(cause) })
-          failure = deny(req, res, requestId, outcome.code)
+          failure = deny(req, res, requestId, outcome.code, limits)
         }
       }
     } catch (err) {

@@ -45,8 +45,8 @@ export function closeFrame(code: number): Buffer {
 /** How long a client told to close (revocation, shutdown) may take before both legs are destroyed. */
 export const CLOSE_TIMEOUT_MS = TUNABLES.websocket.closeTimeoutMs
 
-function refuse(socket: Duplex, code: ErrorCode, requestId: string): void {
-  socket.end(rawProblem(code, { instance: requestId, headers: { 'x-request-id': requestId } }))
+function refuse(socket: Duplex, code: ErrorCode, requestId: string, headers?: Readonly<Record<string, string>>): void {
+  socket.end(rawProblem(code, { instance: requestId, headers: { 'x-request-id': requestId, ...headers } }))
 }
 
 /** The upgrade's route check: the route must take WebSockets. */
@@ -113,10 +113,10 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     let status = 101
     let failure: ErrorCode | undefined
     let principal: Principal | null = null
-    const deny = (code: ErrorCode) => {
+    const deny = (code: ErrorCode, headers?: Readonly<Record<string, string>>) => {
       status = ERROR_CODES[code].status
       failure = code
-      refuse(socket, code, requestId)
+      refuse(socket, code, requestId, headers)
     }
     try {
       // RFC 6455 §4.1: the opening handshake is a GET. Any other method would be relayed as a GET upstream.
@@ -126,7 +126,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if (admitted.route) routeName = admitted.route.name
       if (!admitted.ok) {
         refusedKeyId = admitted.keyId
-        return deny(admitted.code)
+        return deny(admitted.code, admitted.headers)
       }
       const { route, router, credential } = admitted
       principal = admitted.principal

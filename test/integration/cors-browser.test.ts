@@ -82,7 +82,7 @@ t.test('a browser app on an allowed origin logs in and calls /me with credential
   const evil = await fetch(kg.url + '/api/v1/auth/me', { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'GET' } })
   t.same([evil.status, (await evil.json()).code, evil.headers.get('access-control-allow-origin')], [403, 'CORS_ORIGIN_FORBIDDEN', null])
   const denied = await fetch(kg.url + '/api/v1/auth/me', { headers: { origin: allowed } })
-  t.same([denied.status, denied.headers.get('access-control-allow-origin'), denied.headers.get('vary'), denied.headers.get('access-control-expose-headers')], [401, allowed, 'Origin', 'x-request-id'], 'a 401 carries the CORS headers too')
+  t.same([denied.status, denied.headers.get('access-control-allow-origin'), denied.headers.get('vary'), denied.headers.get('access-control-expose-headers')], [401, allowed, 'Origin', 'x-request-id, ratelimit, ratelimit-policy, retry-after'], 'a 401 carries the CORS headers too')
   const missing = await fetch(kg.url + '/nowhere', { headers: { origin: allowed } })
   t.same([missing.status, missing.headers.get('access-control-allow-origin')], [404, allowed], 'and a 404')
 
