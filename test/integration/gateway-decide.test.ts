@@ -152,3 +152,24 @@ t.test('with the database away, an uncached credential gets the proxy\'s 503, a 
   t.equal((await decide(key)).status, 200, 'a cached credential keeps working')
   proxy.restore()
 })
+
+t.test('a rate-limited route counts every decision: its allowing answers are never cacheable, carry the limit, and the request past it is the proxy\'s 429', async (t) => {
+  const routes = `
+- { name: metered, prefix: /metered, upstream: echo, auth: public, rate_limit: { limit: 2, window_seconds: 60 } }
+`
+  const { kg } = await echoGateway(t, 'decide_limited', { routes, env: { KEYGATE_TRUSTED_PROXIES: '127.0.0.1,::1', KEYGATE_DECISION_CACHE_SEC: '30' } })
+  const ask = () => fetch(`${kg.url}/_keygate/decide`, { headers: { 'x-original-uri': '/metered/a', 'x-original-method': 'GET' } })
+  for (const n of [1, 2]) {
+    const res = await ask()
+    t.equal(res.status, 200, `decision ${n} is allowed`)
+    t.equal(res.headers.get('x-accel-expires'), '0', `decision ${n} is not cacheable by nginx`)
+    t.equal(res.headers.get('cache-control'), 'no-store')
+    t.ok(res.headers.get('ratelimit-policy'), 'the limit is stated')
+    t.ok(res.headers.get('ratelimit'), 'what is left is stated')
+  }
+  const third = await ask()
+  t.equal(third.status, 429)
+  t.equal((await third.json()).code, 'RATE_LIMITED')
+  t.ok(Number(third.headers.get('retry-after')) > 0, 'Retry-After says when to ask again')
+  t.equal(third.headers.get('x-accel-expires'), '0')
+})
