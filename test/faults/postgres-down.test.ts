@@ -63,7 +63,7 @@ t.test('PostgreSQL unavailable under load, in front of a gateway process', async
   t.teardown(() => proxy.close())
   const url = new URL(schema.url)
   url.port = String(proxy.port)
-  const kg = await spawnKeygate({ DATABASE_URL: url.toString(), DATABASE_SCHEMA: schema.schema, DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS), KEYGATE_MAX_KEYS_PER_USER: '10' })
+  const kg = await spawnKeygate({ DATABASE_URL: url.toString(), DATABASE_SCHEMA: schema.schema, DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS), KEYGATE_MAX_KEYS_PER_USER: '10', KEYGATE_CACHE_TTL_MS: '3600000' })
   t.teardown(async () => { await kg.stop() })
   const client = loadClient()
   t.teardown(() => client.close())
@@ -87,8 +87,28 @@ t.test('PostgreSQL unavailable under load, in front of a gateway process', async
   }
   t.equal((await unknownKey()).code, 'KEY_UNKNOWN', 'with the database up, an unknown key is a plain 401')
 
+  /**
+   * Waits until the gateway's invalidation listener has settled after the previous outage, then uses every cached
+   * credential once more. A listener that lost its connection reconnects by itself (every 500 ms, each attempt
+   * bounded by a 2 s connect timeout) and then flushes the credential caches, as it may have missed a revocation;
+   * on a busy machine that flush can come after the database answers again, and would otherwise land in the next
+   * outage, sending cached credentials to a database that is away.
+   */
+  const flushes = () => kg.output.join('').split('flushing the credential caches').length - 1
+  async function settled(): Promise<void> {
+    let seen = flushes()
+    let stableSince = performance.now()
+    while (performance.now() - stableSince < 3000) {
+      await new Promise((r) => setTimeout(r, 100))
+      if (flushes() !== seen) { seen = flushes(); stableSince = performance.now() }
+    }
+    const again = await Promise.all(cached.map(async (c) => (await client.get(`${kg.url}/api/v1/conversations`, c)).status))
+    if (again.some((s) => s !== 200)) throw new Error(`cached credentials could not be used again before the outage: ${again.join(', ')}`)
+  }
+
   /** Four loops over the cached credentials while `outage` runs. */
   async function underLoad(outage: () => Promise<void>): Promise<LoadReport> {
+    await settled()
     const load = loadLoop({
       concurrency: 4,
       pauseMs: 2,

@@ -80,7 +80,11 @@ routes:
 })
 
 t.test('SIGTERM drain: in-flight requests finish, WebSockets get 1001, new connections are refused', async (t) => {
-  const slow = createServer((_req, res) => setTimeout(() => res.end('done'), 400))
+  // The upstream counts arrivals, so the drain starts once all 20 requests are in flight (not after a fixed wait).
+  let arrived = 0
+  let allArrived!: () => void
+  const arrivedAll = new Promise<void>((r) => { allArrived = r })
+  const slow = createServer((_req, res) => { if (++arrived === 20) allArrived(); setTimeout(() => res.end('done'), 400) })
   const wss = new WebSocketServer({ server: slow })
   const origin = await listen(slow)
   const file = routeFile(`upstreams:\n  admin: { url: "internal:admin" }\n  slow: { url: "${origin}" }\nroutes:\n  - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }\n  - { name: slow, prefix: /slow, upstream: slow, websockets: true }\n`)
@@ -92,7 +96,7 @@ t.test('SIGTERM drain: in-flight requests finish, WebSockets get 1001, new conne
   const wsCode = new Promise<number>((r) => ws.once('close', (code) => r(code)))
 
   const inflight = Array.from({ length: 20 }, () => fetch(`${kg.url}/slow`, { headers: { authorization: `Bearer ${jwt}` } }).then((r) => r.status, () => 0))
-  await new Promise((r) => setTimeout(r, 100))
+  await arrivedAll
   const closing = kg.close()
   await new Promise((r) => setTimeout(r, 50))
   const ready = await fetch(`${kg.url}/readyz`).then((r) => r.status, () => 0)
