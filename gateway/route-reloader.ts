@@ -1,7 +1,7 @@
-import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs'
-import { dirname } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { parseFileConfig } from '../config/load.ts'
 import type { Cleanups } from '../core/cleanups.ts'
+import { watchFiles } from '../core/file-watch.ts'
 import type { Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import { resolveRoutes, type Route } from './router.ts'
@@ -63,53 +63,23 @@ export function routeReloader(deps: {
     return true
   }
   if (deps.watch) {
-    // Watched: the directory of the path as configured (a replaced file, the `..data` swap) and the directory
-    // of the file it resolves to (an edit through a link). Any event there, debounced, rereads the file; the
-    // watched set follows the link when it moves, so the next ConfigMap update is seen too.
-    const watchers = new Map<string, FSWatcher>()
-    let debounce: NodeJS.Timeout | undefined
-    const changed = () => {
-      clearTimeout(debounce)
-      debounce = setTimeout(onChange, 100)
-    }
-    const arm = () => {
-      const dirs = new Set([dirname(filePath)])
-      try {
-        dirs.add(dirname(realpathSync(filePath)))
-      } catch {
-        // Missing for a moment (a swap in progress): the configured directory is still watched.
-      }
-      for (const [dir, watcher] of watchers) {
-        if (!dirs.has(dir)) { watcher.close(); watchers.delete(dir) }
-      }
-      for (const dir of dirs) {
-        if (watchers.has(dir)) continue
+    // Watched through links (a replaced file, the `..data` swap, an edit through a link): any change, debounced,
+    // rereads the file (see core/file-watch.ts).
+    const watching = watchFiles([filePath], {
+      debounceMs: 100,
+      onChange: () => {
+        let text: string
         try {
-          const watcher = watch(dir, changed)
-          // A watched directory that is deleted (the previous ConfigMap version) ends its watcher.
-          watcher.on('error', () => { watcher.close(); watchers.delete(dir) })
-          watchers.set(dir, watcher)
+          text = readFileSync(filePath, 'utf8')
         } catch (err) {
-          logger.warn('cannot watch the route file\'s directory; SIGHUP still reloads', { dir, error: (err as NodeJS.ErrnoException).code ?? String(err) })
+          refused('file change', [`${filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`])
+          return
         }
-      }
-    }
-    const onChange = () => {
-      arm()
-      let text: string
-      try {
-        text = readFileSync(filePath, 'utf8')
-      } catch (err) {
-        refused('file change', [`${filePath}: cannot read (${(err as NodeJS.ErrnoException).code})`])
-        return
-      }
-      if (text !== current) reload('file change', text)
-    }
-    arm()
-    deps.cleanups.unshift(async () => {
-      clearTimeout(debounce)
-      for (const watcher of watchers.values()) watcher.close()
+        if (text !== current) reload('file change', text)
+      },
+      onWatchError: (dir, error) => logger.warn('cannot watch the route file\'s directory; SIGHUP still reloads', { dir, error }),
     })
+    deps.cleanups.unshift(async () => watching.close())
   }
   return { reload: (trigger: string) => reload(trigger) }
 }

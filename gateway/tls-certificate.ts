@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto'
-import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs'
-import { dirname } from 'node:path'
+import { readFileSync } from 'node:fs'
 import type { Server as TlsServer } from 'node:tls'
 import { createSecureContext } from 'node:tls'
 import type { Cleanups } from '../core/cleanups.ts'
+import { watchFiles } from '../core/file-watch.ts'
 import type { Logger } from '../core/logger.ts'
 
 /**
@@ -79,41 +79,13 @@ export function watchServerCertificate(deps: {
     return true
   }
   if (deps.watch) {
-    const watchers = new Map<string, FSWatcher>()
-    let debounce: NodeJS.Timeout | undefined
-    const arm = () => {
-      const dirs = new Set<string>()
-      for (const file of [certFile, keyFile]) {
-        dirs.add(dirname(file))
-        try {
-          dirs.add(dirname(realpathSync(file)))
-        } catch {
-          // Missing for a moment (a swap in progress).
-        }
-      }
-      for (const [dir, watcher] of watchers) {
-        if (!dirs.has(dir)) { watcher.close(); watchers.delete(dir) }
-      }
-      for (const dir of dirs) {
-        if (watchers.has(dir)) continue
-        try {
-          const watcher = watch(dir, () => {
-            clearTimeout(debounce)
-            // A renewal writes two files: one reload once both are written.
-            debounce = setTimeout(() => { arm(); reload('file change') }, 200)
-          })
-          watcher.on('error', () => { watcher.close(); watchers.delete(dir) })
-          watchers.set(dir, watcher)
-        } catch (err) {
-          logger.warn('cannot watch the TLS certificate\'s directory; SIGHUP still reloads it', { dir, error: (err as NodeJS.ErrnoException).code ?? String(err) })
-        }
-      }
-    }
-    arm()
-    deps.cleanups.unshift(async () => {
-      clearTimeout(debounce)
-      for (const watcher of watchers.values()) watcher.close()
+    // A renewal writes two files: one reload once both are written (see core/file-watch.ts).
+    const watching = watchFiles([certFile, keyFile], {
+      debounceMs: 200,
+      onChange: () => reload('file change'),
+      onWatchError: (dir, error) => logger.warn('cannot watch the TLS certificate\'s directory; SIGHUP still reloads it', { dir, error }),
     })
+    deps.cleanups.unshift(async () => watching.close())
   }
   return { reload }
 }
