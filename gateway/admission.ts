@@ -62,6 +62,8 @@ export type Refused = {
   readonly keyId?: string
   /** Headers of the refusal (RATE_LIMITED: Retry-After and the rate limit's). */
   readonly headers?: Readonly<Record<string, string>>
+  /** Who was refused, when the refusal came after authentication (RATE_LIMITED), for the access line. */
+  readonly principal?: Principal
 }
 
 /**
@@ -132,7 +134,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
       if (limited) {
         const outcome = await limited
-        if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers }
+        if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers, principal: principal ?? undefined }
         if (outcome.headers.length) return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal, responseHeaders: outcome.headers }
       }
       return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal }

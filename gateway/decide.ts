@@ -159,6 +159,7 @@ export function createDecision(deps: DecisionDeps) {
       const admitted = await admission.admit(req, original.method, undefined, undefined, original.target)
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
+        if (admitted.principal) principal = admitted.principal
         return deny(admitted.code, undefined, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
       }
       routeName = admitted.route.name

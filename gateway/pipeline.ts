@@ -116,6 +116,7 @@ export function createPipeline(deps: PipelineDeps) {
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
         refusedKeyId = admitted.keyId
+        if (admitted.principal) principal = admitted.principal
         failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
         return
       }

@@ -126,6 +126,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       if (admitted.route) routeName = admitted.route.name
       if (!admitted.ok) {
         refusedKeyId = admitted.keyId
+        if (admitted.principal) principal = admitted.principal
         return deny(admitted.code, admitted.headers)
       }
       const { route, router, credential } = admitted

@@ -66,6 +66,8 @@ t.test('the embedded default limits in-process: the budget, then 429 RATE_LIMITE
   t.equal(await metric(kg.metricsPort, 'keygate_rate_limited_total{route="echo"}'), 3)
   const lines = kg.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request' && l.route === 'echo')
   t.equal(lines.filter((l) => l.code === 'RATE_LIMITED' && l.status === 429).length, 3, 'the access line says code RATE_LIMITED')
+  const limited = lines.filter((l) => l.code === 'RATE_LIMITED')
+  t.ok(limited.every((l) => l.auth === 'api_key' && typeof l.key_id === 'string' && typeof l.user_id === 'string'), 'and names the key and user that were limited (never the secret)')
 })
 
 t.test('a key\'s own limit and quota: set at creation, listed with usage, lowered by PATCH and applied at once', async (t) => {
