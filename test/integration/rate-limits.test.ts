@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { BOOTSTRAP, call, keygateOnPglite, keygateOnPostgres } from '../helpers/keygate.ts'
 import { rawRequest, statusAndCode } from '../helpers/raw-http.ts'
+import { testRedisPrefix } from '../helpers/redis.ts'
 import { tcpProxy } from '../helpers/tcp-proxy.ts'
 import { echoRouteFile, echoServer } from '../helpers/upstreams.ts'
 
@@ -110,9 +111,10 @@ t.test('Redis cut mid-run: requests keep flowing uncounted, the metric counts th
   const proxy = await tcpProxy({ host: '127.0.0.1', port: 6379 })
   t.teardown(() => proxy.close())
   const file = echoRouteFile(echo.origin, '- { name: echo, prefix: /echo, upstream: echo, rate_limit: { limit: 1000, window_seconds: 60 } }')
-  const prefix = `kgtest:rlcut:${randomBytes(4).toString('hex')}:`
-  const kg = await keygateOnPostgres('rate_limit_cut', { KEYGATE_CONFIG: file, KEYGATE_DEMOS: 'false', REDIS_URL: `redis://127.0.0.1:${proxy.port}`, KEYGATE_REDIS_PREFIX: prefix })
-  t.teardown(async () => { await kg.close(); await kg.db.drop() })
+  // Its own key prefix, dropped once the gateway has closed (what it wrote through the proxy included).
+  const redis = await testRedisPrefix('rlcut')
+  const kg = await keygateOnPostgres('rate_limit_cut', { KEYGATE_CONFIG: file, KEYGATE_DEMOS: 'false', REDIS_URL: `redis://127.0.0.1:${proxy.port}`, KEYGATE_REDIS_PREFIX: redis.prefix })
+  t.teardown(async () => { await kg.close(); await kg.db.drop(); await redis.drop() })
   const { api_key: key } = await apiKey(kg.url)
 
   const before = await Promise.all(Array.from({ length: 10 }, () => get(kg.url, '/echo/a', key)))
