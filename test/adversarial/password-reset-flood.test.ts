@@ -9,7 +9,7 @@ const API = '/api/v1/auth'
 
 t.test('the shipped route file limits password reset to 10 requests an hour from one address: the 11th is 429 RATE_LIMITED, other routes unaffected', async (t) => {
   const kg = await keygateOnPglite()
-  t.teardown(() => kg.close())
+  t.teardown(async () => { await kg.close(); kg.removeData() })
   const statuses: number[] = []
   for (let i = 0; i < 10; i++) statuses.push((await call(kg.url, 'POST', `${API}/password-reset/request?email=nobody%40example.com`)).status)
   t.same(statuses, Array(10).fill(501), 'ten requests reach the admin API (no mail server here: 501)')
