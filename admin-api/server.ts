@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { answerClientErrors, requestRefusal, serverOptions, type HttpLimits } from '../core/http-guard.ts'
 import { writeProblem } from '../core/problem.ts'
+import { VERSION } from '../core/version.ts'
 
 /**
- * The HTTP server of the admin API when it runs as its own process: `/healthz` (alive) and `/readyz`
+ * The HTTP server of the admin API when it runs as its own process: `/healthz` (alive, with the version, as the
+ * gateway's) and `/readyz`
  * (database reachable, migrations applied, not draining) for the orchestrator, and everything else to the
  * admin app. In the gateway's process the app needs neither: the gateway answers both for the process.
  */
@@ -23,7 +25,7 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     if ((req.method === 'GET' || req.method === 'HEAD') && (req.url === '/healthz' || req.url === '/readyz')) {
       const answer = (ok: boolean) => {
         if (!ok) return writeProblem(res, 'NOT_READY')
-        const body = JSON.stringify({ status: req.url === '/healthz' ? 'ok' : 'ready' })
+        const body = JSON.stringify(req.url === '/healthz' ? { status: 'ok', version: VERSION } : { status: 'ready' })
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
         res.end(body)
       }

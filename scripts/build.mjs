@@ -2,7 +2,8 @@
 /**
  * `npm run build`: compiles the directories tsconfig.build.json includes into dist/ (`tsc`, relative `./x.ts`
  * imports rewritten to `./x.js`), copies every other file under them beside the output (the SQL migrations,
- * which core/migrate.ts reads next to itself), then writes the stamp dist/.build-stamp.
+ * which core/migrate.ts reads next to itself), removes what a source that is gone left behind (a renamed
+ * module's old output, a deleted migration), then writes the stamp dist/.build-stamp.
  *
  * `node scripts/build.mjs --if-stale` (prestart, and the pre-script of every script that runs compiled code)
  * builds only when the stamp is missing or older than a source file or a tsconfig, so `npm start` on a fresh
@@ -11,7 +12,7 @@
  * Plain JavaScript on purpose: it runs before anything is compiled, and without tsx.
  */
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -69,8 +70,28 @@ export function build() {
     copyFileSync(file, target)
     assets++
   }
+  removeOrphans()
   writeFileSync(STAMP, `${new Date().toISOString()} node ${process.version}\n`)
   return assets
+}
+
+/**
+ * Removes every file under dist/ whose source is gone: `x.js` / `x.d.ts` / `x.js.map` without `x.ts` (or
+ * `x.mjs`), a copied file without its original. Files only, one by one, so a process running from dist/ while
+ * it builds keeps every module that still has a source.
+ */
+export function removeOrphans() {
+  for (const dir of includedDirs()) {
+    const out = join(DIST, dir)
+    if (!existsSync(out)) continue
+    for (const file of filesUnder(out)) {
+      const rel = relative(DIST, file)
+      const stem = rel.replace(/(\.d\.ts|\.js\.map|\.js)$/, '')
+      // A copied file has its original at the same path (a committed .js among them: the console's bundle).
+      const sources = [rel, ...(stem !== rel ? [`${stem}.ts`, `${stem}.mjs`] : [])]
+      if (!sources.some((f) => existsSync(join(ROOT, f)))) rmSync(file)
+    }
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

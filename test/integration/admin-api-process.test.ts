@@ -7,6 +7,7 @@ import { generateSigningKeyPem, loadSigningKey } from '../../core/signing-keys.t
 import { BOOTSTRAP, call, keygateOnPostgres, testEnv, refusedWithin } from '../helpers/keygate.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
+import { VERSION } from '../../core/version.ts'
 import { echoServer } from '../helpers/upstreams.ts'
 
 
@@ -92,6 +93,7 @@ t.test('the admin API as its own process behind a gateway, on PostgreSQL without
 
   await t.test('the admin process answers /healthz and /readyz itself', async (t) => {
     for (const path of ['/healthz', '/readyz']) t.equal((await fetch(admin.url + path)).status, 200, path)
+    t.same(await (await fetch(admin.url + '/healthz')).json(), { status: 'ok', version: VERSION }, '/healthz names the version, as the gateway\'s does')
     const metrics = await fetch(`http://127.0.0.1:${admin.metricsPort}/metrics`)
     t.match(await metrics.text(), /keygate_invalidations_total\{direction="sent"\}/, 'its metrics count the invalidations it published')
   })

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
@@ -104,4 +104,12 @@ t.test('npm start on a fresh clone builds dist/ (migrations included) and runs c
   const later = new Date(built + 5_000)
   utimesSync(join(dir, 'core/migrations/001_init.sql'), later, later)
   t.equal(staleness(), 'core/migrations/001_init.sql changed since the last build', 'a source changed after the build: --if-stale builds again')
+
+  // What a source that is gone left in dist/ (a renamed module, a deleted migration) goes at the next build;
+  // everything with a source stays, the committed console bundle among it.
+  const orphans = ['gateway/stage-gone.js', 'gateway/stage-gone.d.ts', 'core/migrations/999_gone.sql']
+  for (const f of orphans) writeFileSync(join(dir, DIST, f), '// left behind\n')
+  execFileSync(process.execPath, ['--input-type=module', '-e', 'const { removeOrphans } = await import("./scripts/build.mjs"); removeOrphans()'], { cwd: dir })
+  t.same(orphans.filter((f) => existsSync(join(dir, DIST, f))), [], 'files without a source are removed')
+  for (const kept of ['gateway/main.js', 'core/migrations/001_init.sql', 'admin-api/console/console.js']) t.ok(existsSync(join(dir, DIST, kept)), `${kept} is kept`)
 })
