@@ -16,10 +16,11 @@ export interface ChildProxy {
 
 /**
  * @param script the proxy's file, relative to the repository root
- * @param env added to this process's environment (settings, never on the command line when they hold a secret)
+ * @param options.nodeArgs node's own arguments, such as `--cpu-prof` (BENCH_NODE_ARGS)
+ * @param options.env added to this process's environment (settings, never on the command line when they hold a secret)
  */
-export function startChildProxy(script: string, options: { node?: string; args?: readonly string[]; env?: Record<string, string> } = {}): Promise<ChildProxy> {
-  const child = spawn(options.node ?? process.execPath, nodeArgs(script, options.args ?? [], 'source'), { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'inherit'] })
+export function startChildProxy(script: string, options: { node?: string; nodeArgs?: readonly string[]; args?: readonly string[]; env?: Record<string, string> } = {}): Promise<ChildProxy> {
+  const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), ...nodeArgs(script, options.args ?? [], 'source')], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'inherit'] })
   let exited: string | undefined
   let stopping = false
   return new Promise((resolve, reject) => {

@@ -29,7 +29,7 @@ import { loadGenerator } from './wrk.ts'
  * keys for the cold path), BENCH_ONLY (scenario ids, comma-separated: direct,nginx,bare,apikey,apikey-limited,jwt,cold,
  * embedded,workers2,decide-cached,decide-uncached,express,fastify; `express` and `fastify` are each a stack's two
  * rows), BENCH_NODE24=0 (no Node 24 section), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_NODE_ARGS (extra node
- * arguments for the gateways, such as `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_KEEP=1 (keep the gateways'
+ * arguments for the gateways, the bare proxy and the stacks, such as `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_KEEP=1 (keep the gateways'
  * logs), BENCH_COMPARE_DIR (another checkout, such as the code before a change: its gateway runs beside this one on
  * the same database, as the scenarios apikey-base and jwt-base, in the first section), BENCH_RESULTS_FILE (where the
  * tables are written; `bench/results/gateway-<date>[-compare|-partial].md` by default, which a second run of the day
@@ -108,7 +108,7 @@ async function main() {
           else scenarios.push({ id: 'nginx', name: `nginx ${n.version} (1 worker, keep-alive upstream)`, spec: { origin: start('nginx', n).url, path: '/bench' }, pid: n.pid })
         }
         if (wanted('bare')) {
-          const bare = start('bare proxy', await startChildProxy('bench/bare-proxy.ts', { node: rt.node, args: [upstreamOrigin] }))
+          const bare = start('bare proxy', await startChildProxy('bench/bare-proxy.ts', { node: rt.node, nodeArgs, args: [upstreamOrigin] }))
           scenarios.push({ id: 'bare', name: 'bare Node proxy (http server + undici dispatch, nothing else)', spec: { origin: bare.url, path: '/bench' }, pid: bare.pid })
         }
         if (stores && !('skipped' in stores) && needPg.length) {
@@ -132,7 +132,7 @@ async function main() {
           for (const stack of STACKS.filter((x) => wanted(x.id))) {
             const log = join(dir, `${stack.id}${rt.tag}.log`)
             const env = stackEnv({ upstream: upstreamOrigin, databaseUrl, schema: s.schema, jwtSecret: creds.secret, issuer: process.env.KEYGATE_ISSUER ?? 'keygate', log })
-            const p = start(stack.id, await startChildProxy(stack.script, { node: rt.node, env }))
+            const p = start(stack.id, await startChildProxy(stack.script, { node: rt.node, nodeArgs, env }))
             scenarios.push({ id: `${stack.id}-apikey`, name: `${stack.name()}, ${STACK_KEY}`, spec: { origin: p.url, path: '/bench', bearer: key }, pid: p.pid })
             scenarios.push({ id: `${stack.id}-jwt`, name: `${stack.name()}, ${STACK_JWT}`, spec: { origin: p.url, path: '/bench', bearer: jwt }, pid: p.pid })
           }
