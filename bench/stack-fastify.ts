@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import fastifyHttpProxy from '@fastify/http-proxy'
 import fastifyJwt from '@fastify/jwt'
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import pg from 'pg'
 import { stackKeyLookup } from './stack-key-lookup.ts'
 import { stackSettings } from './stack-settings.ts'
@@ -27,7 +27,7 @@ const settings = stackSettings(process.env)
 const pool = new pg.Pool({ connectionString: settings.databaseUrl, options: `-c search_path=${settings.schema}`, max: 10 })
 const keys = stackKeyLookup({ query: (text, values) => pool.query(text, values) })
 
-const app = Fastify({ logger: { level: 'info', file: settings.log }, disableRequestLogging: true })
+const app = Fastify({ logger: { level: 'info', file: settings.log }, logController: new LogController({ disableRequestLogging: true }) })
 app.decorateRequest('userId', '')
 await app.register(fastifyJwt, { secret: settings.jwtSecret, verify: { algorithms: ['HS256'], allowedIss: settings.issuer, allowedAud: settings.audience } })
 app.addHook('onRequest', async (request, reply) => {
