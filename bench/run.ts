@@ -224,7 +224,7 @@ function report(sections: Section[], generatorName: string, notes: string[]): st
     `Keygate benchmark, ${new Date().toISOString()}`,
     '',
     `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, shared by the load generator, the upstream, and the proxy under test. ` +
-      `Load: ${generatorName}, ${connections} connections, ${rounds} interleaved rounds × ${seconds} s after a ${warmup} s warm-up per path; ` +
+      `Load: ${generatorName}, ${connections} connections, ${rounds} interleaved round${rounds === 1 ? '' : 's'} × ${seconds} s after a ${warmup} s warm-up per path; ` +
       'each row is the median round by req/s (all rounds listed; errors summed over all). Every proxy writes one access log line per request to a file. ' +
       'Proxy CPU: user + system time of the proxy\'s processes in the round per request (steadier than req/s when the cores are busy with other work). ' +
       'Box %: the CPU time of wrk, of the bench process (the upstream) and of the proxy in the median round, as a share of what the machine\'s cores could give in it (the rest: idle, PostgreSQL, Redis, other work). ' +
