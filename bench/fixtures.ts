@@ -97,3 +97,21 @@ export async function keyPool(databaseUrl: string, schema: string, count: number
     await db.close()
   }
 }
+
+/**
+ * The secret Keygate signs access tokens with, as the gateways on `schema` use it: KEYGATE_JWT_SECRET when this
+ * process has it (the gateways inherit it), otherwise the one generated into the database on first start. The
+ * stack rows verify Keygate's tokens with it.
+ */
+export async function accessTokenSecret(databaseUrl: string, schema: string): Promise<string> {
+  if (process.env.KEYGATE_JWT_SECRET) return process.env.KEYGATE_JWT_SECRET
+  const c = new pg.Client({ connectionString: databaseUrl })
+  await c.connect()
+  try {
+    const { rows } = await c.query<{ value: string }>(`SELECT value FROM ${schema}.keygate_secrets WHERE name = 'jwt_secret'`)
+    if (!rows[0]) throw new Error(`no jwt_secret in ${schema}.keygate_secrets`)
+    return rows[0].value
+  } finally {
+    await c.end()
+  }
+}

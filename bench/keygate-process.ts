@@ -22,15 +22,16 @@ export interface BenchKeygate {
  * @param env settings on top of the bench defaults (PORT is chosen here)
  * @param nodeArgs extra arguments for node, such as `--cpu-prof` (BENCH_NODE_ARGS)
  * @param cwd the checkout to run (BENCH_COMPARE_DIR runs another one beside this one)
+ * @param node the Node binary (the Node 24 section runs another one)
  */
-export async function startBenchKeygate(name: string, dir: string, env: Record<string, string>, nodeArgs: readonly string[] = [], cwd = process.cwd()): Promise<BenchKeygate> {
+export async function startBenchKeygate(name: string, dir: string, env: Record<string, string>, nodeArgs: readonly string[] = [], cwd = process.cwd(), node = process.execPath): Promise<BenchKeygate> {
   const port = await freePort()
   const log = join(dir, `${name}.log`)
   const out = openSync(log, 'w')
   const err = openSync(join(dir, `${name}.err`), 'w')
   // Below info the listening line is not written: /healthz alone then says it is up.
   const workers = ['info', 'debug', undefined].includes(env.LOG_LEVEL) ? Number(env.KEYGATE_WORKERS ?? 1) : 0
-  const child = spawn(process.execPath, [...nodeArgs, ...gatewayArgs('compiled', cwd)], {
+  const child = spawn(node, [...nodeArgs, ...gatewayArgs('compiled', cwd)], {
     env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', METRICS_PORT: '0', KEYGATE_DEMOS: 'false', KEYGATE_CONFIG_WATCH: 'false', ...env, PORT: String(port) },
     stdio: ['ignore', out, err],
     cwd,

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT } from '../scripts/entry-points.ts'
+import { nginxConf } from './nginx-conf.ts'
 import { ensureBinary, freePort, waitFor } from './system.ts'
 
 /**
@@ -34,22 +35,7 @@ export async function startNginxForwardAuth(dir: string, keygate: string, upstre
   conf = put(conf, '/run/nginx-keygate-decisions', join(prefix, 'decisions'))
   if (!cached) conf = put(conf, 'proxy_cache keygate_decisions;', 'proxy_cache off;')
   writeFileSync(join(prefix, 'forward-auth.conf'), conf)
-  writeFileSync(join(prefix, 'nginx.conf'), `
-daemon off;
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log ${prefix}/logs/access.log;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  include ${prefix}/forward-auth.conf;
-}
-`)
+  writeFileSync(join(prefix, 'nginx.conf'), nginxConf(prefix, 1, `include ${prefix}/forward-auth.conf;`))
   const child = spawn(bin.path, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'logs', 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { nginxConf } from './nginx-conf.ts'
 import { ensureBinary, freePort, waitFor } from './system.ts'
 
 /**
@@ -20,30 +21,17 @@ export async function startNginx(dir: string, upstream: string, workers = 1): Pr
   chmodSync(prefix, 0o755)
   const port = await freePort()
   const conf = join(prefix, 'nginx.conf')
-  writeFileSync(conf, `
-daemon off;
-worker_processes ${workers};
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log ${prefix}/logs/access.log;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  upstream bench { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://bench;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
+  writeFileSync(conf, nginxConf(prefix, workers, `
+upstream bench { server ${upstream.replace(/^http:\/\//, '')}; keepalive 64; }
+server {
+  listen 127.0.0.1:${port};
+  location / {
+    proxy_pass http://bench;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
   }
 }
-`)
+`))
   const child = spawn(bin.path, ['-p', prefix, '-c', conf, '-e', join(prefix, 'logs', 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
