@@ -101,6 +101,20 @@ async function walk(t: Test, name: 'nginx' | 'caddy', cacheSec: number, ingressC
     t.notOk(verified.seen.some((r) => r.url.startsWith('/nowhere') || r.url.startsWith('/scoped')), 'nothing denied reached the application')
   })
 
+  if (ingressCaches) {
+    await t.test('a decision past its time is asked again, and the renewed one is kept again', async (t) => {
+      const renewed = await newKey({ name: `${name} renewed` })
+      const auth = { authorization: `Bearer ${renewed}` }
+      for (let round = 0; round < 2; round++) {
+        if (round) await sleep(cacheSec * 1000 + 200)
+        const before = await decisions(kg.metricsPort, 'app')
+        for (let i = 0; i < 5; i++) t.equal((await through('/app/renewed', { headers: auth })).status, 200)
+        const asked = (await decisions(kg.metricsPort, 'app')) - before
+        t.ok(asked >= 1 && asked < 5, `round ${round + 1}: asked again once the entry was gone, then kept (${asked} asked for 5 requests)`)
+      }
+    })
+  }
+
   const window = ingressCaches ? cacheSec : 0
   await t.test(`a revoked key is refused through the ingress within ${window} s`, async (t) => {
     const doomed = await newKey({ name: `${name} doomed` })
