@@ -5,8 +5,11 @@ import { LEASE_SHARE, leaseSize, leaseVerdict, limitOf, newLease, redisTime, sli
 import { SUB_WINDOWS, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
 
 /**
- * The rate counter shared by every instance: one Lua script, one round trip per request whatever the number of
- * buckets, atomic in Redis. Time is Redis' own (`TIME`), so instances whose clocks differ still count in the same
+ * The rate counter shared by every instance: one Lua script, at most one round trip per request whatever the
+ * number of buckets, atomic in Redis. For a bucket whose limit is large enough, the script counts a lease (a
+ * share of the limit, `rate-lease.ts`) and the requests after it spend the lease here without a round trip until
+ * it is spent, its slice ends, or it goes idle; units not spent go back (with the next lease, or by
+ * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again. Time is Redis' own (`TIME`), so instances whose clocks differ still count in the same
  * slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
  * deleted as they are met) expiring a window and a slice after its last count; a quota is one counter expiring a
  * day after its period ends. The script decides exactly as `rate-limit.ts` does (`fits`), and answers the
