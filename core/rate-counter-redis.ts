@@ -1,16 +1,19 @@
-import { createHash } from 'node:crypto'
 import { systemClock, type Clock } from './clock.ts'
 import { fixedVerdict, type Bucket, type RateCounter, type TakeResult } from './rate-counter.ts'
+import { askInOneScript, RELEASE_SCRIPT, type Answer, type Ask, type RedisScriptClient } from './rate-counter-redis-script.ts'
 import { LEASE_SHARE, leaseSize, leaseVerdict, limitOf, newLease, redisTime, sliceOf, usable, type Lease } from './rate-lease.ts'
-import { SUB_WINDOWS, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
+import { verdict, type BucketVerdict } from './rate-limit.ts'
+
+export type { RedisScriptClient } from './rate-counter-redis-script.ts'
 
 /**
  * The rate counter shared by every instance: one Lua script, at most one round trip per request whatever the
  * number of buckets, atomic in Redis. For a bucket whose limit is large enough, the script counts a lease (a
  * share of the limit, `rate-lease.ts`) and the requests after it spend the lease here without a round trip until
  * it is spent, its slice ends, or it goes idle; units not spent go back (with the next lease, or by
- * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again. Time is Redis' own (`TIME`), so instances whose clocks differ still count in the same
- * slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
+ * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again.
+ * The scripts are in `rate-counter-redis-script.ts`. Time is Redis' own (`TIME`), so instances whose clocks
+ * differ still count in the same slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
  * deleted as they are met) expiring a window and a slice after its last count; a quota is one counter expiring a
  * day after its period ends. The script decides exactly as `rate-limit.ts` does (`fits`), and answers the
  * counts it read, from which the verdicts are computed here.
@@ -21,99 +24,6 @@ import { SUB_WINDOWS, verdict, type BucketVerdict, type WindowState } from './ra
  * first refusal; what the earlier scripts counted is then given back (`RELEASE_SCRIPT`), so a refused request
  * spends nothing there either, though another request may see it counted in between.
  */
-export const TAKE_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1])
-local out = {now, 1}
-local cur, grant = {}, {}
-for i = 1, #KEYS do
-  local b = 6 * i - 4
-  local limit, arg, want = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local back, backUnits = ARGV[b + 4], tonumber(ARGV[b + 5])
-  local used = 0
-  if ARGV[b] == 's' then
-    if backUnits > 0 then
-      local c = tonumber(redis.call('HGET', KEYS[i], back) or '0')
-      if c > backUnits then redis.call('HINCRBY', KEYS[i], back, -backUnits) elseif c > 0 then redis.call('HDEL', KEYS[i], back) end
-    end
-    local current = math.floor(now / (arg / n))
-    local h = redis.call('HGETALL', KEYS[i])
-    local kept, stale = {}, {}
-    for j = 1, #h, 2 do
-      local m, c = tonumber(h[j]), tonumber(h[j + 1])
-      if m >= current - n then
-        used = used + c
-        kept[#kept + 1] = m
-        kept[#kept + 1] = c
-      else
-        stale[#stale + 1] = h[j]
-      end
-    end
-    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-    cur[i] = current
-    out[#out + 1] = 0
-    out[#out + 1] = #kept / 2
-    for j = 1, #kept do out[#out + 1] = kept[j] end
-  else
-    if backUnits > 0 then
-      local c = tonumber(redis.call('GET', KEYS[i]) or '0')
-      if c > 0 then redis.call('DECRBY', KEYS[i], math.min(c, backUnits)) end
-    end
-    used = tonumber(redis.call('GET', KEYS[i]) or '0')
-    out[#out + 1] = 0
-    out[#out + 1] = 1
-    out[#out + 1] = 0
-    out[#out + 1] = used
-  end
-  if used + 1 > limit then out[2] = 0 end
-  grant[i] = math.max(1, math.min(want, limit - used))
-end
-if out[2] == 1 then
-  local at = 3
-  for i = 1, #KEYS do
-    local b = 6 * i - 4
-    local arg = tonumber(ARGV[b + 2])
-    out[at] = grant[i]
-    at = at + 2 + 2 * out[at + 1]
-    if ARGV[b] == 's' then
-      redis.call('HINCRBY', KEYS[i], cur[i], grant[i])
-      redis.call('PEXPIRE', KEYS[i], arg + math.ceil(arg / n))
-    else
-      redis.call('INCRBY', KEYS[i], grant[i])
-      redis.call('PEXPIREAT', KEYS[i], arg + 86400000)
-    end
-  end
-end
-return out
-`
-
-const TAKE_SHA = createHash('sha1').update(TAKE_SCRIPT).digest('hex')
-
-/**
- * Gives back units counted and not spent: ARGV[2i - 1] is the slice they were counted in (or 'f' for a quota
- * counter), ARGV[2i] how many. Never below zero, never on a key or slice already gone.
- */
-export const RELEASE_SCRIPT = `
-for i = 1, #KEYS do
-  local units = tonumber(ARGV[2 * i])
-  if ARGV[2 * i - 1] == 'f' then
-    local c = tonumber(redis.call('GET', KEYS[i]) or '0')
-    if c > 0 then redis.call('DECRBY', KEYS[i], math.min(c, units)) end
-  else
-    local c = tonumber(redis.call('HGET', KEYS[i], ARGV[2 * i - 1]) or '0')
-    if c > units then redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 1], -units) elseif c > 0 then redis.call('HDEL', KEYS[i], ARGV[2 * i - 1]) end
-  end
-end
-return 0
-`
-
-/** The part of an ioredis client (standalone or Cluster) this counter uses. */
-export interface RedisScriptClient {
-  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-}
-
 export interface RedisRateCounterOptions {
   /** Prefix of every key (KEYGATE_REDIS_PREFIX). */
   prefix: string
@@ -128,10 +38,6 @@ export interface RedisRateCounterOptions {
   /** Leases held at most; the buckets beyond are counted one request per round trip. */
   maxLeases?: number
 }
-
-/** One bucket asked of the script: the units wanted, and the units of its previous lease given back. */
-interface Ask { readonly b: Bucket; readonly want: number; readonly back?: { readonly slice: number; readonly units: number } }
-interface Answer { readonly allowed: boolean; readonly now: number; readonly granted: readonly number[]; readonly before: readonly WindowState[] }
 
 /**
  * @throws whatever the client throws when Redis is away or answers an error: the caller decides (it fails open).
@@ -325,41 +231,4 @@ function notAsked(b: Bucket): BucketVerdict {
   const limit = limitOf(b)
   const windowMs = b.kind === 'sliding' ? b.policy.windowMs : b.periodEnd - b.periodStart
   return { allowed: true, limit, windowMs, remaining: limit, retryAfterMs: 0, resetMs: windowMs }
-}
-
-function askInOneScript(redis: RedisScriptClient, { prefix, observe }: RedisRateCounterOptions): (group: readonly Ask[]) => Promise<Answer> {
-  return async (group) => {
-    const keys = group.map((a) => prefix + a.b.key)
-    const args: Array<string | number> = [SUB_WINDOWS]
-    for (const { b, want, back } of group) {
-      if (b.kind === 'sliding') args.push('s', b.policy.limit, b.policy.windowMs)
-      else args.push('f', b.limit, b.periodEnd)
-      args.push(want, back ? String(back.slice) : '0', back ? back.units : 0)
-    }
-    const started = performance.now()
-    let reply: unknown
-    try {
-      reply = await redis.evalsha(TAKE_SHA, keys.length, ...keys, ...args)
-    } catch (err) {
-      // A Redis that restarted (or a node that never saw it) has no copy yet: send the script once.
-      if (!String((err as Error)?.message ?? '').startsWith('NOSCRIPT')) throw err
-      reply = await redis.eval(TAKE_SCRIPT, keys.length, ...keys, ...args)
-    } finally {
-      observe?.((performance.now() - started) / 1000)
-    }
-    const out = (reply as Array<number | string>).map(Number)
-    const granted: number[] = []
-    const before: WindowState[] = []
-    let at = 2
-    for (let i = 0; i < group.length; i++) {
-      granted.push(out[at]!)
-      const pairs = out[at + 1]!
-      const s: Array<[number, number]> = []
-      for (let j = 0; j < pairs; j++) s.push([out[at + 2 + 2 * j]!, out[at + 3 + 2 * j]!])
-      at += 2 + 2 * pairs
-      s.sort((x, y) => x[0] - y[0])
-      before.push(s)
-    }
-    return { allowed: out[1] === 1, now: out[0]!, granted, before }
-  }
 }
