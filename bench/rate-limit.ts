@@ -33,7 +33,10 @@ async function main() {
   await redis.connect()
   const prefix = `kgbench:rl:${process.pid}:`
   try {
-    await measure('Redis, one Lua script per decision', redisRateCounter(redis, { prefix }))
+    await measure('Redis, one Lua script per decision (no lease)', redisRateCounter(redis, { prefix, leaseShare: 0 }))
+    const leased = redisRateCounter(redis, { prefix: `${prefix}l:` })
+    await measure('Redis, leases of 1 % of the limit', leased)
+    await leased.close?.()
   } finally {
     const keys = await redis.keys(`${prefix}*`)
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500))

@@ -1,11 +1,19 @@
-import { createHash } from 'node:crypto'
-import { sliceMs, SUB_WINDOWS, verdict, type BucketVerdict } from './rate-limit.ts'
+import { systemClock, type Clock } from './clock.ts'
 import { fixedVerdict, type Bucket, type RateCounter, type TakeResult } from './rate-counter.ts'
+import { askInOneScript, RELEASE_SCRIPT, type Answer, type Ask, type RedisScriptClient } from './rate-counter-redis-script.ts'
+import { LEASE_SHARE, leaseSize, leaseVerdict, limitOf, newLease, redisTime, sliceOf, usable, type Lease } from './rate-lease.ts'
+import { verdict, type BucketVerdict } from './rate-limit.ts'
+
+export type { RedisScriptClient } from './rate-counter-redis-script.ts'
 
 /**
- * The rate counter shared by every instance: one Lua script, one round trip per request whatever the number of
- * buckets, atomic in Redis. Time is Redis' own (`TIME`), so instances whose clocks differ still count in the same
- * slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
+ * The rate counter shared by every instance: one Lua script, at most one round trip per request whatever the
+ * number of buckets, atomic in Redis. For a bucket whose limit is large enough, the script counts a lease (a
+ * share of the limit, `rate-lease.ts`) and the requests after it spend the lease here without a round trip until
+ * it is spent, its slice ends, or it goes idle; units not spent go back (with the next lease, or by
+ * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again.
+ * The scripts are in `rate-counter-redis-script.ts`. Time is Redis' own (`TIME`), so instances whose clocks
+ * differ still count in the same slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
  * deleted as they are met) expiring a window and a slice after its last count; a quota is one counter expiring a
  * day after its period ends. The script decides exactly as `rate-limit.ts` does (`fits`), and answers the
  * counts it read, from which the verdicts are computed here.
@@ -16,83 +24,19 @@ import { fixedVerdict, type Bucket, type RateCounter, type TakeResult } from './
  * first refusal; what the earlier scripts counted is then given back (`RELEASE_SCRIPT`), so a refused request
  * spends nothing there either, though another request may see it counted in between.
  */
-export const TAKE_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1])
-local out = {now, 1}
-local cur = {}
-for i = 1, #KEYS do
-  local b = 3 * i - 1
-  local limit, arg = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  if ARGV[b] == 's' then
-    local current = math.floor(now / (arg / n))
-    local h = redis.call('HGETALL', KEYS[i])
-    local used, kept, stale = 0, {}, {}
-    for j = 1, #h, 2 do
-      local m, c = tonumber(h[j]), tonumber(h[j + 1])
-      if m >= current - n then
-        used = used + c
-        kept[#kept + 1] = m
-        kept[#kept + 1] = c
-      else
-        stale[#stale + 1] = h[j]
-      end
-    end
-    if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-    if used + 1 > limit then out[2] = 0 end
-    cur[i] = current
-    out[#out + 1] = #kept / 2
-    for j = 1, #kept do out[#out + 1] = kept[j] end
-  else
-    local c = tonumber(redis.call('GET', KEYS[i]) or '0')
-    if c + 1 > limit then out[2] = 0 end
-    out[#out + 1] = 1
-    out[#out + 1] = 0
-    out[#out + 1] = c
-  end
-end
-if out[2] == 1 then
-  for i = 1, #KEYS do
-    local b = 3 * i - 1
-    local arg = tonumber(ARGV[b + 2])
-    if ARGV[b] == 's' then
-      redis.call('HINCRBY', KEYS[i], cur[i], 1)
-      redis.call('PEXPIRE', KEYS[i], arg + math.ceil(arg / n))
-    else
-      redis.call('INCR', KEYS[i])
-      redis.call('PEXPIREAT', KEYS[i], arg + 86400000)
-    end
-  end
-end
-return out
-`
-
-const TAKE_SHA = createHash('sha1').update(TAKE_SCRIPT).digest('hex')
-
-/** Gives back one counted request per key: ARGV[i] is the slice it was counted in, or 'f' for a quota counter. */
-export const RELEASE_SCRIPT = `
-for i = 1, #KEYS do
-  if ARGV[i] == 'f' then
-    if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
-  elseif tonumber(redis.call('HGET', KEYS[i], ARGV[i]) or '0') > 0 then
-    redis.call('HINCRBY', KEYS[i], ARGV[i], -1)
-  end
-end
-return 0
-`
-
-/** The part of an ioredis client (standalone or Cluster) this counter uses. */
-export interface RedisScriptClient {
-  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-}
-
 export interface RedisRateCounterOptions {
   /** Prefix of every key (KEYGATE_REDIS_PREFIX). */
   prefix: string
   /** Each round trip's duration, seconds (the limiter's Redis latency metric). */
   observe?: (seconds: number) => void
+  /** This process' clock: when a lease is spent, and how long it has been idle. */
+  clock?: Clock
+  /** The share of a limit one lease takes (`LEASE_SHARE`); 0 counts every request in its own round trip. */
+  leaseShare?: number
+  /** A lease not spent for this long goes back to Redis (checked as often), as does one past its slice. */
+  idleMs?: number
+  /** Leases held at most; the buckets beyond are counted one request per round trip. */
+  maxLeases?: number
 }
 
 /**
@@ -100,41 +44,181 @@ export interface RedisRateCounterOptions {
  */
 export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCounterOptions): RateCounter {
   const { prefix } = options
-  const one = takeInOneScript(redis, options)
-  return {
-    async take(buckets) {
-      const first = hashTag(buckets[0]?.key ?? '')
-      if (buckets.every((b) => hashTag(b.key) === first)) return one(buckets)
-      const groups = new Map<string, Bucket[]>()
-      for (const b of buckets) {
-        const tag = hashTag(b.key)
-        groups.set(tag, [...(groups.get(tag) ?? []), b])
+  const clock = options.clock ?? systemClock
+  const share = options.leaseShare ?? LEASE_SHARE
+  const idleMs = options.idleMs ?? 1000
+  const maxLeases = options.maxLeases ?? 100_000
+  const ask = askInOneScript(redis, options)
+  // By bucket key: the lease this process holds, and the round trip under way that asks for one.
+  const leases = new Map<string, Lease>()
+  const asking = new Map<string, Promise<unknown>>()
+
+  function giveBack(key: string, lease: Lease, units: number): Promise<void> {
+    if (units <= 0) return Promise.resolve()
+    // Best effort: units not given back leave the window with their slice, or expire with their period.
+    return redis.eval(RELEASE_SCRIPT, 1, prefix + key, lease.kind === 'fixed' ? 'f' : String(lease.slice), units).then(() => undefined, () => undefined)
+  }
+
+  function spendOne(key: string, lease: Lease, t: number): void {
+    lease.units--
+    lease.lastUsed = t
+    if (lease.units === 0 && leases.get(key) === lease) leases.delete(key)
+  }
+
+  /** Puts back one unit taken for a request that was then refused (or whose round trip failed). */
+  function unspend(key: string, lease: Lease): void {
+    lease.units++
+    const held = leases.get(key)
+    if (held === lease) return
+    if (held === undefined && lease.units === 1) leases.set(key, lease)
+    else void giveBack(key, lease, 1)
+  }
+
+  function keep(b: Bucket, lease: Lease): void {
+    const held = leases.get(b.key)
+    if (held && held.kind === lease.kind && held.slice === lease.slice && held.limit === lease.limit && held.span === lease.span) {
+      // A grant in the same slice: the newer counts include the older grant; the units add up.
+      leases.set(b.key, { ...lease, units: held.units + lease.units, until: Math.min(held.until, lease.until) })
+      return
+    }
+    if (held) void giveBack(b.key, held, held.units)
+    leases.set(b.key, lease)
+  }
+
+  const sweep = setInterval(() => {
+    const t = clock.now()
+    for (const [key, lease] of leases) {
+      if (t >= lease.until || t - lease.lastUsed >= idleMs) {
+        leases.delete(key)
+        void giveBack(key, lease, lease.units)
       }
-      const verdicts = new Map<Bucket, BucketVerdict>()
-      let now = 0
-      let allowed = true
-      const counted: Array<{ group: Bucket[]; now: number }> = []
-      for (const group of groups.values()) {
-        const taken = await one(group)
-        now = taken.now
-        group.forEach((b, i) => verdicts.set(b, taken.verdicts[i]!))
-        if (!taken.allowed) {
+    }
+  }, idleMs)
+  sweep.unref()
+
+  async function roundTrip(buckets: readonly Bucket[], t: number): Promise<TakeResult> {
+    const verdicts: Array<BucketVerdict | undefined> = []
+    const held: Array<{ key: string; lease: Lease }> = []
+    const asks: Ask[] = []
+    buckets.forEach((b, i) => {
+      const lease = leases.get(b.key)
+      if (lease && usable(lease, b, t)) {
+        // Its unit is taken now: requests spending the lease meanwhile cannot take it too.
+        verdicts[i] = leaseVerdict(b, lease, redisTime(lease, t))
+        spendOne(b.key, lease, t)
+        held.push({ key: b.key, lease })
+        return
+      }
+      if (lease) leases.delete(b.key)
+      asks.push({ b, want: leases.size < maxLeases ? leaseSize(limitOf(b), share) : 1, ...(lease && lease.units > 0 ? { back: { slice: lease.slice, units: lease.units } } : {}) })
+    })
+    // Waiting requests of these buckets take their units from this round trip's leases (see `take`).
+    let settle!: () => void
+    const settled = new Promise<void>((resolve) => { settle = resolve })
+    const leasing = asks.filter((a) => a.want > 1 && !asking.has(a.b.key)).map((a) => a.b.key)
+    for (const key of leasing) asking.set(key, settled)
+    let allowed = true
+    let now = t
+    const counted: Array<{ group: Ask[]; answer: Answer }> = []
+    try {
+      for (const group of byHashTag(asks)) {
+        const answer = await ask(group)
+        now = answer.now
+        group.forEach((a, j) => {
+          const before = answer.before[j]!
+          verdicts[buckets.indexOf(a.b)] = a.b.kind === 'fixed' ? fixedVerdict(a.b, before[0]![1], now) : verdict(a.b.policy, before, now)
+        })
+        if (!answer.allowed) {
           allowed = false
           break
         }
-        counted.push({ group, now: taken.now })
+        counted.push({ group, answer })
       }
       if (!allowed) {
-        for (const c of counted) {
-          const slices = c.group.map((b) => (b.kind === 'fixed' ? 'f' : String(Math.floor(c.now / sliceMs(b.policy)))))
-          // Best effort: the refusal stands whether or not the give-back reaches Redis.
-          await redis.eval(RELEASE_SCRIPT, c.group.length, ...c.group.map((b) => prefix + b.key), ...slices).catch(() => undefined)
+        for (const h of held) unspend(h.key, h.lease)
+        // What the earlier scripts counted for this request goes back: a refused request spends nothing.
+        for (const { group, answer } of counted) {
+          const slices = group.map((a) => (a.b.kind === 'fixed' ? 'f' : String(sliceOf(a.b, answer.now))))
+          await redis.eval(RELEASE_SCRIPT, group.length, ...group.map((a) => prefix + a.b.key), ...group.flatMap((a, j) => [slices[j]!, answer.granted[j]!])).catch(() => undefined)
+        }
+      } else {
+        for (const { group, answer } of counted) {
+          group.forEach((a, j) => {
+            const granted = answer.granted[j]!
+            if (granted > 1) keep(a.b, newLease(a.b, answer.before[j]!, granted, granted - 1, answer.now, t, t))
+          })
         }
       }
-      // Buckets of groups not asked (after a refusal) are reported as they were not counted: allowed, full.
-      return { allowed, now, verdicts: buckets.map((b) => verdicts.get(b) ?? notAsked(b)) }
+    } catch (err) {
+      for (const h of held) unspend(h.key, h.lease)
+      throw err
+    } finally {
+      for (const key of leasing) if (asking.get(key) === settled) asking.delete(key)
+      settle()
+    }
+    // Buckets of groups not asked (after a refusal) are reported as they were not counted: allowed, full.
+    const all = buckets.map((b, i) => verdicts[i] ?? notAsked(b))
+    // The script decides with the same arithmetic; were they ever to differ, its decision (what was counted) stands.
+    if (allowed !== all.every((v) => v.allowed)) {
+      return { allowed, now, verdicts: all.map((v) => (allowed ? { ...v, allowed } : { ...v, allowed, remaining: 0, retryAfterMs: Math.max(1, v.retryAfterMs) })) }
+    }
+    return { allowed, now, verdicts: all }
+  }
+
+  return {
+    async take(buckets) {
+      let waited = false
+      for (;;) {
+        const t = clock.now()
+        let local = true
+        for (const b of buckets) {
+          if (!usable(leases.get(b.key), b, t)) {
+            local = false
+            break
+          }
+        }
+        if (local) {
+          let now = t
+          const verdicts = buckets.map((b) => {
+            const lease = leases.get(b.key)!
+            now = redisTime(lease, t)
+            const v = leaseVerdict(b, lease, now)
+            spendOne(b.key, lease, t)
+            return v
+          })
+          return { allowed: true, verdicts, now }
+        }
+        // A round trip under way brings a lease for these buckets: wait for it once rather than ask again.
+        if (!waited) {
+          const pending = buckets.map((b) => asking.get(b.key)).filter((p) => p !== undefined)
+          if (pending.length > 0) {
+            waited = true
+            await Promise.all(pending)
+            continue
+          }
+        }
+        return roundTrip(buckets, t)
+      }
+    },
+    async close() {
+      clearInterval(sweep)
+      const all = [...leases]
+      leases.clear()
+      await Promise.all(all.map(([key, lease]) => giveBack(key, lease, lease.units)))
     },
   }
+}
+
+function byHashTag(asks: readonly Ask[]): Ask[][] {
+  if (asks.length === 0) return []
+  const first = hashTag(asks[0]!.b.key)
+  if (asks.every((a) => hashTag(a.b.key) === first)) return [[...asks]]
+  const groups = new Map<string, Ask[]>()
+  for (const a of asks) {
+    const tag = hashTag(a.b.key)
+    groups.set(tag, [...(groups.get(tag) ?? []), a])
+  }
+  return [...groups.values()]
 }
 
 function hashTag(key: string): string {
@@ -144,47 +228,7 @@ function hashTag(key: string): string {
 }
 
 function notAsked(b: Bucket): BucketVerdict {
-  const limit = b.kind === 'sliding' ? b.policy.limit : b.limit
+  const limit = limitOf(b)
   const windowMs = b.kind === 'sliding' ? b.policy.windowMs : b.periodEnd - b.periodStart
   return { allowed: true, limit, windowMs, remaining: limit, retryAfterMs: 0, resetMs: windowMs }
-}
-
-function takeInOneScript(redis: RedisScriptClient, { prefix, observe }: RedisRateCounterOptions): (buckets: readonly Bucket[]) => Promise<TakeResult> {
-  return async (buckets) => {
-    const keys = buckets.map((b) => prefix + b.key)
-    const args: Array<string | number> = [SUB_WINDOWS]
-    for (const b of buckets) {
-      if (b.kind === 'sliding') args.push('s', b.policy.limit, b.policy.windowMs)
-      else args.push('f', b.limit, b.periodEnd)
-    }
-    const started = performance.now()
-    let reply: unknown
-    try {
-      reply = await redis.evalsha(TAKE_SHA, keys.length, ...keys, ...args)
-    } catch (err) {
-      // A Redis that restarted (or a node that never saw it) has no copy yet: send the script once.
-      if (!String((err as Error)?.message ?? '').startsWith('NOSCRIPT')) throw err
-      reply = await redis.eval(TAKE_SCRIPT, keys.length, ...keys, ...args)
-    } finally {
-      observe?.((performance.now() - started) / 1000)
-    }
-    const out = (reply as Array<number | string>).map(Number)
-    const now = out[0]!
-    const allowed = out[1] === 1
-    let at = 2
-    const verdicts = buckets.map((b) => {
-      const pairs = out[at]!
-      const s: Array<[number, number]> = []
-      for (let j = 0; j < pairs; j++) s.push([out[at + 1 + 2 * j]!, out[at + 2 + 2 * j]!])
-      at += 1 + 2 * pairs
-      if (b.kind === 'fixed') return fixedVerdict(b, s[0]![1], now)
-      s.sort((x, y) => x[0] - y[0])
-      return verdict(b.policy, s, now)
-    })
-    // The script decides with the same arithmetic; were they ever to differ, its decision (what was counted) stands.
-    if (allowed !== verdicts.every((v) => v.allowed)) {
-      return { allowed, verdicts: verdicts.map((v) => (allowed ? { ...v, allowed } : { ...v, allowed, remaining: 0, retryAfterMs: Math.max(1, v.retryAfterMs) })), now }
-    }
-    return { allowed, verdicts, now }
-  }
 }

@@ -26,6 +26,8 @@ export interface TakeResult {
 export interface RateCounter {
   /** Decides on one request against `buckets` and counts it in all of them when all allow it. */
   take(buckets: readonly Bucket[]): Promise<TakeResult>
+  /** Gives back what it holds and stops its timers (a counter that holds nothing has none). */
+  close?(): Promise<void>
 }
 
 /** A quota's verdict from its count before this request. */

@@ -12,14 +12,17 @@ import { redisRateCounter, type RedisScriptClient } from '../core/rate-counter-r
 import { rateLimitStage, type RateLimitStage } from './stage-rate-limit.ts'
 
 /**
- * The rate limit stage as the composition root builds it: counted in Redis (one budget for every instance) when
- * REDIS_URL is set, in-process otherwise; quota counts summed into PostgreSQL for the listing.
+ * The rate limit stage as the composition root builds it: counted in Redis (one budget for every instance, spent
+ * from leases: `rate-lease.ts`) when REDIS_URL is set, in-process otherwise; quota counts summed into PostgreSQL
+ * for the listing.
  */
 export function rateLimiting(deps: { env: Pick<EnvConfig, 'KEYGATE_RATE_LIMIT_DEFAULT' | 'KEYGATE_REDIS_PREFIX'>; db: Db; redis?: RedisScriptClient; clock: Clock; metrics: Metrics; logger: Logger; cleanups: Cleanups }): RateLimitStage {
   const { env, metrics, clock } = deps
   const counter = deps.redis
-    ? redisRateCounter(deps.redis, { prefix: env.KEYGATE_REDIS_PREFIX, observe: (s) => metrics.rateLimitRedisDuration.observe(s) })
+    ? redisRateCounter(deps.redis, { prefix: env.KEYGATE_REDIS_PREFIX, clock, observe: (s) => metrics.rateLimitRedisDuration.observe(s) })
     : memoryRateCounter(clock)
+  // Before the Redis connection closes (cleanups run newest first): the leases' unspent units go back.
+  if (counter.close) deps.cleanups.unshift(() => counter.close!())
   const usage = quotaUsageRecorder({ db: deps.db, clock, intervalMs: TUNABLES.keys.quotaFlushMs, onError: (err) => deps.logger.warn('quota usage flush failed', { error: String(err) }) })
   deps.cleanups.unshift(() => usage.close())
   return rateLimitStage({ counter, defaultLimit: parseRateLimit(env.KEYGATE_RATE_LIMIT_DEFAULT) ?? null, clock, metrics, logger: deps.logger, onQuotaCounted: (keyId) => usage.record(keyId) })

@@ -78,3 +78,115 @@ t.test('a Redis that is away makes the call fail (the stage fails open), never h
   const counter = redisRateCounter(away, { prefix: 'x:' })
   await t.rejects(counter.take([perMinute(1, 'away')]))
 })
+
+/** A bucket's count in Redis: every slice of its hash, or a quota's counter. */
+async function countIn(redis: Redis, key: string): Promise<number> {
+  if ((await redis.type(key)) === 'string') return Number(await redis.get(key))
+  return Object.values(await redis.hgetall(key)).reduce((n, c) => n + Number(c), 0)
+}
+
+t.test('leases: two counters on one Redis never let through more than the limit, and together spend it all', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  const other = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 })
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix })
+  const b = redisRateCounter(other, { prefix: redis.prefix })
+  t.teardown(async () => { await a.close?.(); await b.close?.(); other.disconnect(); await redis.drop() })
+  const bucket = [perMinute(1000, 'leased')]
+  let roundTrips = 0
+  const counted = redisRateCounter({ evalsha: (...args) => { roundTrips++; return redis.client.evalsha(...args) }, eval: (...args) => redis.client.eval(...args) }, { prefix: redis.prefix })
+  t.teardown(() => counted.close?.())
+  const results = []
+  // 1300 asked, 50 at a time across three counters, as 50 connections would.
+  let tripsForFirst600 = 0
+  for (let batch = 0; batch < 26; batch++) {
+    results.push(...await Promise.all(Array.from({ length: 50 }, (_, i) => [a, b, counted][i % 3]!.take(bucket))))
+    if (batch === 11) tripsForFirst600 = roundTrips
+  }
+  const allowed = results.filter((r) => r.allowed).length
+  t.ok(allowed <= 1000, `never more than the limit (${allowed})`)
+  t.ok(allowed >= 1000 - 3 * 10, `at most a lease per counter left unspent (${allowed})`)
+  t.ok(tripsForFirst600 <= 40, `a counter's 200 first requests mostly spent its leases, without a round trip (${tripsForFirst600} round trips)`)
+  const remaining = results.filter((r) => r.allowed).map((r) => r.verdicts[0]!.remaining)
+  t.ok(remaining.every((n) => n >= 0 && n < 1000), 'each allowed request was told what is left as its counter knows it')
+  await Promise.all([a.close?.(), b.close?.(), counted.close?.()])
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:leased`), allowed, 'once closed, Redis counts the requests let through, not the leases')
+})
+
+t.test('leases: units not spent are given back, so they are not counted twice', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix })
+  const b = redisRateCounter(redis.client, { prefix: redis.prefix })
+  t.teardown(async () => { await a.close?.(); await b.close?.() })
+  const p = quotaPeriod('day', Date.now())
+  const quota: Bucket = { kind: 'fixed', key: `quota:{t}:k:${p.id}`, limit: 10_000, periodStart: p.start, periodEnd: p.end }
+  const buckets = [perMinute(1000, 'given-back'), quota]
+  for (let i = 0; i < 3; i++) t.equal((await a.take(buckets)).allowed, true)
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:given-back`), 10, 'a lease of 1 % counted ahead')
+  t.equal(await countIn(redis.client, `${redis.prefix}quota:{t}:k:${p.id}`), 100, 'a quota leases 1 % of it too')
+  const seen = await b.take(buckets)
+  t.same(seen.verdicts.map((v) => v.remaining), [1000 - 10 - 1, 10_000 - 100 - 1], 'another instance sees the lease as spent')
+  await a.close?.()
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:given-back`), 3 + 10, 'closed: the 7 units it did not spend are back; the other\'s lease stays')
+  t.equal(await countIn(redis.client, `${redis.prefix}quota:{t}:k:${p.id}`), 3 + 100)
+  await b.close?.()
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:given-back`), 4, 'each request counted once')
+  t.equal(await countIn(redis.client, `${redis.prefix}quota:{t}:k:${p.id}`), 4)
+})
+
+t.test('leases: an idle lease goes back by itself; a refused request gives back what it took', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix, idleMs: 50 })
+  t.teardown(() => a.close?.())
+  t.equal((await a.take([perMinute(1000, 'idle')])).allowed, true)
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:idle`), 10)
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:{t}:idle`), 1, 'the sweep gave the 9 back')
+  // Two subjects (two scripts): the second refuses, the first's lease (counted by this request) goes back.
+  const address: Bucket = { kind: 'sliding', key: 'rl:r:nat:{a:10.0.0.9}', policy: { limit: 1000, windowMs: 60_000 } }
+  const full: Bucket = { kind: 'sliding', key: 'rl:{u:x}:k:x:r:nat', policy: { limit: 1, windowMs: 60_000 } }
+  t.equal((await a.take([full])).allowed, true)
+  t.equal((await a.take([address, full])).allowed, false)
+  t.equal(await countIn(redis.client, `${redis.prefix}rl:r:nat:{a:10.0.0.9}`), 0, 'nothing counted for the refused request')
+})
+
+t.test('leases: a lease taken under one limit is given back when the limit changes', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix })
+  t.teardown(() => a.close?.())
+  t.equal((await a.take([perMinute(1000, 'lowered')])).allowed, true)
+  const lowered = [perMinute(5, 'lowered')]
+  const first = await a.take(lowered)
+  t.same([first.allowed, first.verdicts[0]!.remaining], [true, 3], 'the old lease\'s 9 units went back with the new call')
+  const rest = []
+  for (let i = 0; i < 4; i++) rest.push((await a.take(lowered)).allowed)
+  t.same(rest, [true, true, true, false], 'five in all under the new limit')
+})
+
+t.test('leases: the sliding window still slides, and never gives a double budget at its boundary', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  const other = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 })
+  const counters = [redisRateCounter(redis.client, { prefix: redis.prefix }), redisRateCounter(other, { prefix: redis.prefix })]
+  t.teardown(async () => { await Promise.all(counters.map((c) => c.close?.())); other.disconnect(); await redis.drop() })
+  // 300 a second in slices of 100 ms, leases of 3: several windows, hammered by both counters, 10 at a time each.
+  const bucket: Bucket[] = [{ kind: 'sliding', key: 'rl:{t}:slides', policy: { limit: 300, windowMs: 1000 } }]
+  const allowedAt: number[] = []
+  const started = Date.now()
+  await Promise.all(counters.flatMap((c) => Array.from({ length: 10 }, async () => {
+    while (Date.now() - started < 2_600) {
+      const r = await c.take(bucket)
+      if (r.allowed) allowedAt.push(r.now)
+      else await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  })))
+  allowedAt.sort((x, y) => x - y)
+  let most = 0
+  for (let i = 0, j = 0; i < allowedAt.length; i++) {
+    while (allowedAt[i]! - allowedAt[j]! >= 1000) j++
+    most = Math.max(most, i - j + 1)
+  }
+  t.ok(most <= 300, `never more than 300 in any second (most: ${most})`)
+  t.ok(allowedAt.length >= 2 * 300, `the window moved on: ${allowedAt.length} let through in 2.6 s`)
+})
