@@ -20,6 +20,7 @@ import { pushTraceHeaders, traceContextOf, type SpanRecorder } from './trace-con
 import { causeLabel } from './upstream-failure.ts'
 import type { Route } from './router.ts'
 import { headerRecord } from './stage-rate-limit.ts'
+import { requestMetrics, statusClassOf } from './request-metrics.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -72,10 +73,9 @@ function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code
   return code
 }
 
-const STATUS_CLASS: readonly string[] = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
-
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger, admission } = deps
+  const seriesOf = requestMetrics(metrics)
   // HTTP's route check: a slot of the route, given back when the response closes.
   const slots = deps.slots
   const takeSlot: RouteCheck<ServerResponse> | undefined = slots && ((route, res) => {
@@ -175,7 +175,8 @@ export function createPipeline(deps: PipelineDeps) {
           req.once('end', untrackUpload)
         }
       }
-      metrics.gatewayDuration.observe({ route: routeName }, (performance.now() - started) / 1000)
+      const series = seriesOf(routeName)
+      series.gatewayDuration.observe((performance.now() - started) / 1000)
 
       origin = router.origin(route)
       const outcome = await forward((route.tls && deps.dispatcherFor?.(route)) || deps.dispatcher, res, {
@@ -194,7 +195,7 @@ export function createPipeline(deps: PipelineDeps) {
         },
       })
       upstreamMs = outcome.upstreamMs
-      metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
+      series.upstreamDuration.observe(outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
           failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limits)
@@ -215,10 +216,11 @@ export function createPipeline(deps: PipelineDeps) {
     } finally {
       untrack?.()
       const status = res.headersSent ? res.statusCode : 0
-      const statusClass = STATUS_CLASS[Math.floor(status / 100)] ?? '0xx'
+      const statusClass = statusClassOf(status)
       const ended = performance.now()
-      metrics.requests.inc({ route: routeName, method, status_class: statusClass, auth: principal?.auth ?? 'none' })
-      metrics.requestDuration.observe({ route: routeName, status_class: statusClass }, (ended - started) / 1000)
+      const series = seriesOf(routeName)
+      series.requests(method, statusClass, principal?.auth ?? 'none').inc()
+      series.requestDuration(statusClass).observe((ended - started) / 1000)
       const url = req.url ?? ''
       const query = url.indexOf('?')
       const bytes = exchangeBytes(connection)
