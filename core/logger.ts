@@ -80,12 +80,21 @@ const valuePart = (v: LogFields[string]): string | undefined => {
 
 let isoMs = 0
 let iso = ''
-/** The current time as ISO 8601, formatted once per millisecond. */
+let isoSec = Number.NaN
+let isoPrefix = ''
+/** The current time as ISO 8601: formatted in full once per second, the milliseconds appended in between. */
 function isoNow(): string {
   const now = Date.now()
   if (now !== isoMs) {
     isoMs = now
-    iso = new Date(now).toISOString()
+    const sec = Math.floor(now / 1000)
+    if (sec !== isoSec) {
+      isoSec = sec
+      const full = new Date(sec * 1000).toISOString()
+      isoPrefix = full.slice(0, -4)
+    }
+    const ms = now - sec * 1000
+    iso = `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
   }
   return iso
 }

@@ -121,3 +121,15 @@ t.test('a template below the level writes nothing; a template naming a field twi
   t.equal(lines.length, 0)
   t.throws(() => jsonLogger({ level: 'info', write: () => {} }).template('info', 'request', ['a', 'a']))
 })
+
+t.test('the time of a line is the ISO 8601 of the moment it is written, to the millisecond', async (t) => {
+  const lines: string[] = []
+  const log = jsonLogger({ level: 'info', write: (l) => lines.push(l) })
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  for (const at of [Date.UTC(2026, 11, 5, 23, 59, 59, 999), Date.UTC(2026, 11, 6, 0, 0, 0, 0), Date.UTC(2026, 11, 6, 0, 0, 0, 7), Date.UTC(2026, 11, 6, 0, 0, 0, 42), Date.UTC(2026, 11, 6, 0, 0, 1, 500)]) {
+    Date.now = () => at
+    log.info('x')
+    t.equal((JSON.parse(lines.at(-1)!) as { time: string }).time, new Date(at).toISOString())
+  }
+})
