@@ -94,6 +94,21 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
 
+/** A response header name as the upstream spelled it, lowercased, and whether it is hop-by-hop. */
+interface ResponseName { name: string; hop: boolean }
+// Upstreams send the same few names on every response: each spelling's verdict is remembered (a bounded map).
+const responseNames = new Map<string, ResponseName>()
+function responseNameOf(raw: string): ResponseName {
+  let v = responseNames.get(raw)
+  if (v === undefined) {
+    const name = raw.toLowerCase()
+    v = { name, hop: RESPONSE_HOP_BY_HOP.has(name) }
+    if (responseNames.size >= 1024) responseNames.clear()
+    responseNames.set(raw, v)
+  }
+  return v
+}
+
 /**
  * Upstream response headers minus hop-by-hop ones, from undici's raw list (`[name, value, …]`, Buffers or
  * strings) to a flat `[name, value, …]` list for `writeHead`: names lowercased, values read as latin1 (as
@@ -101,21 +116,34 @@ const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connecti
  * `text/event-stream`, whose events must reach the client as they are written.
  */
 export function sanitizeResponseHeaders(raw: ReadonlyArray<Buffer | string>): { headers: string[]; eventStream: boolean } {
-  const names: string[] = new Array(raw.length >> 1)
-  let named: string[] | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase()
-    names[i >> 1] = name
-    if (name === 'connection') (named ??= []).push(...raw[i + 1]!.toString('latin1').split(',').map((t) => t.trim().toLowerCase()))
-  }
   const headers: string[] = []
   let eventStream = false
+  // Names the Connection header lists, when one of them is not hop-by-hop already (`keep-alive` is the usual one).
+  let named: string[] | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = names[i >> 1]!
-    if (RESPONSE_HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
+    const { name, hop } = responseNameOf(raw[i]!.toString('latin1'))
+    if (hop) {
+      if (name === 'connection') {
+        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+          const token = t.trim().toLowerCase()
+          if (!RESPONSE_HOP_BY_HOP.has(token)) (named ??= []).push(token)
+        }
+      }
+      continue
+    }
     const value = raw[i + 1]!.toString('latin1')
     if (name === 'content-type' && value.startsWith('text/event-stream')) eventStream = true
     headers.push(name, value)
   }
-  return { headers, eventStream }
+  if (named === undefined) return { headers, eventStream }
+  // Rare: the Connection header names an end-to-end header, which is dropped wherever it stands.
+  const kept: string[] = []
+  eventStream = false
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!
+    if (named.includes(name)) continue
+    if (name === 'content-type' && headers[i + 1]!.startsWith('text/event-stream')) eventStream = true
+    kept.push(name, headers[i + 1]!)
+  }
+  return { headers: kept, eventStream }
 }
