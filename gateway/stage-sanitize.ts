@@ -59,14 +59,26 @@ interface NameVerdict { name: string; drop: boolean }
 
 // Clients send the same few header names over and over: the verdict on each spelling is remembered (per
 // identity header name and strip list, a bounded map) instead of lowercasing and matching every name of every request.
-const verdicts = new Map<string, Map<string, NameVerdict>>()
-function verdictOf(rawName: string, identityHeader: string, strip: StripList): NameVerdict {
+type Verdicts = Map<string, NameVerdict>
+const verdicts = new Map<string, Verdicts>()
+// The policy of the previous call: a gateway has one, so its map is found without building its key.
+let lastIdentity: string | undefined
+let lastStrip: StripList | undefined
+let lastVerdicts: Verdicts | undefined
+function verdictsFor(identityHeader: string, strip: StripList): Verdicts {
+  if (identityHeader === lastIdentity && strip === lastStrip) return lastVerdicts!
   const policy = `${identityHeader}|${strip.id}`
   let cache = verdicts.get(policy)
   if (!cache) {
     if (verdicts.size >= 16) verdicts.clear()
     verdicts.set(policy, (cache = new Map()))
   }
+  lastIdentity = identityHeader
+  lastStrip = strip
+  lastVerdicts = cache
+  return cache
+}
+function verdictOf(cache: Verdicts, rawName: string, identityHeader: string, strip: StripList): NameVerdict {
   let v = cache.get(rawName)
   if (v === undefined) {
     const name = rawName.toLowerCase()
@@ -83,8 +95,10 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
   const connectionTokens = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)) : undefined
   const out: string[] = []
   const raw = req.rawHeaders
+  const strip = options.strip ?? DEFAULT_STRIP
+  const cache = verdictsFor(options.identityHeader, strip)
   for (let i = 0; i < raw.length; i += 2) {
-    const { name, drop } = verdictOf(raw[i]!, options.identityHeader, options.strip ?? DEFAULT_STRIP)
+    const { name, drop } = verdictOf(cache, raw[i]!, options.identityHeader, strip)
     if (drop || connectionTokens?.has(name)) continue
     if (name === 'authorization' && !options.forwardAuthorization) continue
     out.push(name, raw[i + 1]!)
