@@ -165,7 +165,8 @@ export function createPipeline(deps: PipelineDeps) {
         socket.setTimeout(route.idle_timeout_ms)
         awaitHeaders = () => socket.setTimeout(0)
         req.once('end', awaitHeaders)
-      } else {
+      } else if (socket.timeout !== 0) {
+        // Node's server already cleared the keep-alive timeout when the request arrived: usually nothing to do.
         socket.setTimeout(0)
       }
 
