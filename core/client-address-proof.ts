@@ -19,10 +19,23 @@ export function clientAddressProof(deps: { clock: Clock; secret?: Buffer; maxAge
   const secret = deps.secret ?? randomBytes(32)
   const maxAge = deps.maxAgeSec ?? 30
   const mac = (address: string, sec: string) => createHmac('sha256', secret).update(`${address}|${sec}`).digest('base64url')
+  // The gateway signs the address of every request it forwards; a proof depends only on the address and the
+  // second, so within a second each address is signed once (an HMAC was ~4 µs of CPU per request).
+  let signedSec = ''
+  let signed = new Map<string, string>()
   return {
     sign(address) {
       const sec = String(Math.floor(deps.clock.now() / 1000))
-      return `${sec}.${mac(address, sec)}`
+      if (sec !== signedSec) {
+        signedSec = sec
+        signed = new Map()
+      }
+      let proof = signed.get(address)
+      if (proof === undefined) {
+        proof = `${sec}.${mac(address, sec)}`
+        if (signed.size < 4096) signed.set(address, proof)
+      }
+      return proof
     },
     verify(address, proof) {
       if (!proof) return false

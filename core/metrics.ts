@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { seriesCounter, seriesHistogram } from './metric-series.ts'
 import { VERSION } from './version.ts'
 
 /**
@@ -11,20 +12,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registers = [registry]
   return {
     registry,
-    requests: new Counter({
+    // The four metrics every request updates keep per-label-set series folded in when read (metric-series.ts).
+    requests: seriesCounter({
       name: 'keygate_requests_total',
       help: 'Requests handled by the gateway',
       labelNames: ['route', 'method', 'status_class', 'auth'] as const,
       registers,
     }),
-    gatewayDuration: new Histogram({
+    gatewayDuration: seriesHistogram({
       name: 'keygate_gateway_duration_seconds',
       help: 'Time spent in the gateway before the request went upstream (auth, signing)',
       labelNames: ['route'] as const,
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: seriesHistogram({
       name: 'keygate_upstream_duration_seconds',
       help: 'Time from sending a request upstream to its response headers',
       labelNames: ['route'] as const,
@@ -53,7 +55,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     invalidations: new Counter({ name: 'keygate_invalidations_total', help: 'Invalidation messages by direction', labelNames: ['direction'] as const, registers }),
     decisions: new Counter({ name: 'keygate_decisions_total', help: 'Answers of the forward-auth decision endpoint by route and code (`ok` when allowed)', labelNames: ['route', 'code'] as const, registers }),
-    requestDuration: new Histogram({
+    requestDuration: seriesHistogram({
       name: 'keygate_request_duration_seconds',
       help: 'End-to-end time of a request in the gateway, from its headers to the end of the answer',
       labelNames: ['route', 'status_class'] as const,

@@ -9,6 +9,19 @@ const kIn = Symbol('keygate.bytesIn')
 const kOut = Symbol('keygate.bytesOut')
 type Counted = Socket & { [kIn]?: number; [kOut]?: number }
 
+type Dispatched = Socket & { _bytesDispatched?: number; _pendingData?: unknown }
+
+/**
+ * `socket.bytesWritten`: what the socket handed to the kernel plus what it still buffers. Node's getter walks
+ * (and copies) the write buffer on every call; with nothing buffered, which is the usual case once an answer
+ * ended, the count it starts from is the whole answer.
+ */
+function bytesWritten(socket: Dispatched): number {
+  const dispatched = socket._bytesDispatched
+  if (typeof dispatched === 'number' && socket.writableLength === 0 && !socket._pendingData) return dispatched
+  return socket.bytesWritten
+}
+
 /** Valid until the next call: one result object is reused. */
 const scratch = { in: 0, out: 0 }
 
@@ -16,7 +29,7 @@ const scratch = { in: 0, out: 0 }
 export function exchangeBytes(connection: Socket): { readonly in: number; readonly out: number } {
   const socket = connection as Counted
   const read = socket.bytesRead
-  const written = socket.bytesWritten
+  const written = bytesWritten(socket)
   scratch.in = read - (socket[kIn] ?? 0)
   scratch.out = written - (socket[kOut] ?? 0)
   socket[kIn] = read

@@ -20,6 +20,7 @@ import { pushTraceHeaders, traceContextOf, type SpanRecorder } from './trace-con
 import { causeLabel } from './upstream-failure.ts'
 import type { Route } from './router.ts'
 import { headerRecord } from './stage-rate-limit.ts'
+import { requestMetrics, statusClassOf } from './request-metrics.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -72,10 +73,16 @@ function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code
   return code
 }
 
-const STATUS_CLASS: readonly string[] = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
+/** The access line's fields, in the order it has always written them (log pipelines may read them by position). */
+const ACCESS_FIELDS = [
+  'request_id', 'trace_id', 'route', 'method', 'path', 'status', 'duration_ms', 'upstream_ms', 'upstream', 'client', 'user_agent',
+  'bytes_in', 'bytes_out', 'auth', 'user_id', 'key_id', 'code', 'cause', 'cause_detail',
+] as const
 
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, logger, admission } = deps
+  const seriesOf = requestMetrics(metrics)
+  const accessLine = logger.template('info', 'request', ACCESS_FIELDS)
   // HTTP's route check: a slot of the route, given back when the response closes.
   const slots = deps.slots
   const takeSlot: RouteCheck<ServerResponse> | undefined = slots && ((route, res) => {
@@ -158,7 +165,8 @@ export function createPipeline(deps: PipelineDeps) {
         socket.setTimeout(route.idle_timeout_ms)
         awaitHeaders = () => socket.setTimeout(0)
         req.once('end', awaitHeaders)
-      } else {
+      } else if (socket.timeout !== 0) {
+        // Node's server already cleared the keep-alive timeout when the request arrived: usually nothing to do.
         socket.setTimeout(0)
       }
 
@@ -175,7 +183,8 @@ export function createPipeline(deps: PipelineDeps) {
           req.once('end', untrackUpload)
         }
       }
-      metrics.gatewayDuration.observe({ route: routeName }, (performance.now() - started) / 1000)
+      const series = seriesOf(routeName)
+      series.gatewayDuration.observe((performance.now() - started) / 1000)
 
       origin = router.origin(route)
       const outcome = await forward((route.tls && deps.dispatcherFor?.(route)) || deps.dispatcher, res, {
@@ -194,7 +203,7 @@ export function createPipeline(deps: PipelineDeps) {
         },
       })
       upstreamMs = outcome.upstreamMs
-      metrics.upstreamDuration.observe({ route: routeName }, outcome.upstreamMs / 1000)
+      series.upstreamDuration.observe(outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
           failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limits)
@@ -215,38 +224,41 @@ export function createPipeline(deps: PipelineDeps) {
     } finally {
       untrack?.()
       const status = res.headersSent ? res.statusCode : 0
-      const statusClass = STATUS_CLASS[Math.floor(status / 100)] ?? '0xx'
+      const statusClass = statusClassOf(status)
       const ended = performance.now()
-      metrics.requests.inc({ route: routeName, method, status_class: statusClass, auth: principal?.auth ?? 'none' })
-      metrics.requestDuration.observe({ route: routeName, status_class: statusClass }, (ended - started) / 1000)
+      const series = seriesOf(routeName)
+      series.requests(method, statusClass, principal?.auth ?? 'none').inc()
+      series.requestDuration(statusClass).observe((ended - started) / 1000)
       const url = req.url ?? ''
       const query = url.indexOf('?')
+      const path = query < 0 ? url : url.slice(0, query)
       const bytes = exchangeBytes(connection)
-      logger.info('request', {
-        request_id: requestId,
-        trace_id: trace.traceId,
-        route: routeName,
+      // In the order of ACCESS_FIELDS.
+      accessLine([
+        requestId,
+        trace.traceId,
+        routeName,
         method,
-        path: query < 0 ? url : url.slice(0, query),
+        path,
         status,
-        duration_ms: Math.round((ended - started) * 100) / 100,
-        upstream_ms: upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
-        upstream: origin,
+        Math.round((ended - started) * 100) / 100,
+        upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
+        origin,
         client,
-        user_agent: req.headers['user-agent'],
-        bytes_in: bytes.in,
-        bytes_out: bytes.out,
-        auth: principal?.auth ?? 'none',
-        user_id: principal?.userId,
-        key_id: principal?.keyId ?? refusedKeyId,
-        code: failure,
+        req.headers['user-agent'],
+        bytes.in,
+        bytes.out,
+        principal?.auth ?? 'none',
+        principal?.userId,
+        principal?.keyId ?? refusedKeyId,
+        failure,
         cause,
-        cause_detail: causeDetail,
-      })
+        causeDetail,
+      ])
       deps.spans?.record(trace, {
         method,
         route: routeName,
-        path: query < 0 ? url : url.slice(0, query),
+        path,
         status,
         code: failure,
         cause,

@@ -59,14 +59,26 @@ interface NameVerdict { name: string; drop: boolean }
 
 // Clients send the same few header names over and over: the verdict on each spelling is remembered (per
 // identity header name and strip list, a bounded map) instead of lowercasing and matching every name of every request.
-const verdicts = new Map<string, Map<string, NameVerdict>>()
-function verdictOf(rawName: string, identityHeader: string, strip: StripList): NameVerdict {
+type Verdicts = Map<string, NameVerdict>
+const verdicts = new Map<string, Verdicts>()
+// The policy of the previous call: a gateway has one, so its map is found without building its key.
+let lastIdentity: string | undefined
+let lastStrip: StripList | undefined
+let lastVerdicts: Verdicts | undefined
+function verdictsFor(identityHeader: string, strip: StripList): Verdicts {
+  if (identityHeader === lastIdentity && strip === lastStrip) return lastVerdicts!
   const policy = `${identityHeader}|${strip.id}`
   let cache = verdicts.get(policy)
   if (!cache) {
     if (verdicts.size >= 16) verdicts.clear()
     verdicts.set(policy, (cache = new Map()))
   }
+  lastIdentity = identityHeader
+  lastStrip = strip
+  lastVerdicts = cache
+  return cache
+}
+function verdictOf(cache: Verdicts, rawName: string, identityHeader: string, strip: StripList): NameVerdict {
   let v = cache.get(rawName)
   if (v === undefined) {
     const name = rawName.toLowerCase()
@@ -83,8 +95,10 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
   const connectionTokens = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)) : undefined
   const out: string[] = []
   const raw = req.rawHeaders
+  const strip = options.strip ?? DEFAULT_STRIP
+  const cache = verdictsFor(options.identityHeader, strip)
   for (let i = 0; i < raw.length; i += 2) {
-    const { name, drop } = verdictOf(raw[i]!, options.identityHeader, options.strip ?? DEFAULT_STRIP)
+    const { name, drop } = verdictOf(cache, raw[i]!, options.identityHeader, strip)
     if (drop || connectionTokens?.has(name)) continue
     if (name === 'authorization' && !options.forwardAuthorization) continue
     out.push(name, raw[i + 1]!)
@@ -94,6 +108,21 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: SanitizeOp
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
 
+/** A response header name as the upstream spelled it, lowercased, and whether it is hop-by-hop. */
+interface ResponseName { name: string; hop: boolean }
+// Upstreams send the same few names on every response: each spelling's verdict is remembered (a bounded map).
+const responseNames = new Map<string, ResponseName>()
+function responseNameOf(raw: string): ResponseName {
+  let v = responseNames.get(raw)
+  if (v === undefined) {
+    const name = raw.toLowerCase()
+    v = { name, hop: RESPONSE_HOP_BY_HOP.has(name) }
+    if (responseNames.size >= 1024) responseNames.clear()
+    responseNames.set(raw, v)
+  }
+  return v
+}
+
 /**
  * Upstream response headers minus hop-by-hop ones, from undici's raw list (`[name, value, …]`, Buffers or
  * strings) to a flat `[name, value, …]` list for `writeHead`: names lowercased, values read as latin1 (as
@@ -101,21 +130,34 @@ const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connecti
  * `text/event-stream`, whose events must reach the client as they are written.
  */
 export function sanitizeResponseHeaders(raw: ReadonlyArray<Buffer | string>): { headers: string[]; eventStream: boolean } {
-  const names: string[] = new Array(raw.length >> 1)
-  let named: string[] | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase()
-    names[i >> 1] = name
-    if (name === 'connection') (named ??= []).push(...raw[i + 1]!.toString('latin1').split(',').map((t) => t.trim().toLowerCase()))
-  }
   const headers: string[] = []
   let eventStream = false
+  // Names the Connection header lists, when one of them is not hop-by-hop already (`keep-alive` is the usual one).
+  let named: string[] | undefined
   for (let i = 0; i < raw.length; i += 2) {
-    const name = names[i >> 1]!
-    if (RESPONSE_HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
+    const { name, hop } = responseNameOf(raw[i]!.toString('latin1'))
+    if (hop) {
+      if (name === 'connection') {
+        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+          const token = t.trim().toLowerCase()
+          if (!RESPONSE_HOP_BY_HOP.has(token)) (named ??= []).push(token)
+        }
+      }
+      continue
+    }
     const value = raw[i + 1]!.toString('latin1')
     if (name === 'content-type' && value.startsWith('text/event-stream')) eventStream = true
     headers.push(name, value)
   }
-  return { headers, eventStream }
+  if (named === undefined) return { headers, eventStream }
+  // Rare: the Connection header names an end-to-end header, which is dropped wherever it stands.
+  const kept: string[] = []
+  eventStream = false
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!
+    if (named.includes(name)) continue
+    if (name === 'content-type' && headers[i + 1]!.startsWith('text/event-stream')) eventStream = true
+    kept.push(name, headers[i + 1]!)
+  }
+  return { headers: kept, eventStream }
 }

@@ -91,3 +91,45 @@ t.test('strings that JSON must escape are escaped in every position', async (t) 
     t.equal(line, JSON.stringify({ time: parsed.time, level: 'info', msg: nasty[i], field: nasty[i], list: [nasty[i]] }), `string ${i} is written as JSON.stringify writes it`)
   }
 })
+
+t.test('a template writes what info() writes for the same fields, undefined values left out, secrets scrubbed', async (t) => {
+  const key = apiKeyFormat().generate().key
+  const keys = ['request_id', 'route', 'status', 'duration_ms', 'upstream_ms', 'user_agent', 'list', 'ok', 'code']
+  const rows: Array<Array<string | number | boolean | undefined | null | readonly string[]>> = [
+    ['r-1', 'docs', 200, 1.25, undefined, 'curl/8', ['a'], true, undefined],
+    ['r-2', 'none', 0, Number.NaN, 0.5, `agent ${key}`, [], false, 'ROUTE_NOT_FOUND'],
+    [undefined, 'q"uote\\', 502, 3, 2, 'é\u2028\n', ['x"'], null as unknown as boolean, 'UPSTREAM_UNAVAILABLE'],
+  ]
+  for (const base of [{ service: 'keygate' }, { service: 'keygate', route: 'base-route' }, { level: 'base-level' }, {}]) {
+    const viaInfo: string[] = []
+    const viaTemplate: string[] = []
+    const a = jsonLogger({ level: 'info', write: (l) => viaInfo.push(l), base })
+    const b = jsonLogger({ level: 'info', write: (l) => viaTemplate.push(l), base }).template('info', 'request', keys)
+    for (const row of rows) {
+      a.info('request', Object.fromEntries(keys.map((k, i) => [k, row[i]])))
+      b(row)
+    }
+    const untimed = (l: string) => l.replace(/"time":"[^"]*"/, '"time":"T"')
+    t.same(viaTemplate.map(untimed), viaInfo.map(untimed), `base ${JSON.stringify(base)}`)
+    t.notOk(viaTemplate.some((l) => l.includes(key)), 'no key in the output')
+  }
+})
+
+t.test('a template below the level writes nothing; a template naming a field twice is refused', async (t) => {
+  const lines: string[] = []
+  jsonLogger({ level: 'warn', write: (l) => lines.push(l) }).template('info', 'request', ['a'])(['x'])
+  t.equal(lines.length, 0)
+  t.throws(() => jsonLogger({ level: 'info', write: () => {} }).template('info', 'request', ['a', 'a']))
+})
+
+t.test('the time of a line is the ISO 8601 of the moment it is written, to the millisecond', async (t) => {
+  const lines: string[] = []
+  const log = jsonLogger({ level: 'info', write: (l) => lines.push(l) })
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  for (const at of [Date.UTC(2026, 11, 5, 23, 59, 59, 999), Date.UTC(2026, 11, 6, 0, 0, 0, 0), Date.UTC(2026, 11, 6, 0, 0, 0, 7), Date.UTC(2026, 11, 6, 0, 0, 0, 42), Date.UTC(2026, 11, 6, 0, 0, 1, 500)]) {
+    Date.now = () => at
+    log.info('x')
+    t.equal((JSON.parse(lines.at(-1)!) as { time: string }).time, new Date(at).toISOString())
+  }
+})

@@ -91,3 +91,10 @@ t.test('a text/event-stream response is recognised, and header values keep their
   const out = sanitizeResponseHeaders([Buffer.from('content-type'), Buffer.from('text/event-stream; charset=utf-8'), Buffer.from('x-name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])])
   t.same(out, { headers: ['content-type', 'text/event-stream; charset=utf-8', 'x-name', 'caf\u00e9'], eventStream: true })
 })
+
+t.test('a response header named in Connection is dropped wherever it stands, in any spelling, and no longer marks an event stream', async (t) => {
+  const raw = ['Content-Type', 'text/event-stream', 'X-Trace', 'a', 'CONNECTION', 'Content-TYPE , x-trace', 'Cache-Control', 'no-cache']
+  t.same(sanitizeResponseHeaders(raw), { headers: ['cache-control', 'no-cache'], eventStream: false })
+  // The same spellings again (their verdicts now remembered) without the Connection header: all kept.
+  t.same(sanitizeResponseHeaders(['Content-Type', 'text/event-stream', 'X-Trace', 'a']), { headers: ['content-type', 'text/event-stream', 'x-trace', 'a'], eventStream: true })
+})
