@@ -95,7 +95,7 @@ export interface Admission {
 }
 
 /** What admission knows of a request once its route is found, carried through authentication and the rate limit. */
-interface Request {
+interface Routed {
   readonly req: IncomingMessage
   readonly router: Router
   readonly route: Route
@@ -124,7 +124,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       }
       const denial = check?.(route, context)
       if (denial) return refused(denial, route)
-      const request: Request = { req, router, route, method, path: path.path, search: path.search, credential }
+      const request: Routed = { req, router, route, method, path: path.path, search: path.search, credential }
       // Stage 4 inline: a credential the in-process cache holds is decided without a promise, so a warm request is
       // admitted synchronously; a lookup is the one promise, and a rate limit counted in a store the other.
       const decided = authenticatorFor(route, credential, deps.authenticators)
@@ -166,7 +166,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
   }
 
   /** After authentication: the route's scopes, then the rate limit. */
-  function authenticated(request: Request, result: AuthResult): Admitted | Refused | Promise<Admitted | Refused> {
+  function authenticated(request: Routed, result: AuthResult): Admitted | Refused | Promise<Admitted | Refused> {
     const { route } = request
     const code = !result.ok ? result.code : withinScopes(route, result.principal) ? undefined : 'INSUFFICIENT_SCOPE'
     if (code) {
@@ -176,7 +176,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     return limit(request, (result as { principal: Principal }).principal)
   }
 
-  function limit(request: Request, principal: Principal | null): Admitted | Refused | Promise<Admitted | Refused> {
+  function limit(request: Routed, principal: Principal | null): Admitted | Refused | Promise<Admitted | Refused> {
     const { req, route } = request
     const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
     if (!limited) return admitted(request, principal, undefined)
@@ -186,7 +186,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     })
   }
 
-  function admitted(request: Request, principal: Principal | null, responseHeaders: readonly string[] | undefined): Admitted {
+  function admitted(request: Routed, principal: Principal | null, responseHeaders: readonly string[] | undefined): Admitted {
     const { router, route, method, path, search, credential } = request
     return responseHeaders
       ? { ok: true, router, route, method, path, search, credential, principal, responseHeaders }
