@@ -44,6 +44,8 @@ const INACTIVE: AuthResult = Object.freeze({ ok: false, code: 'USER_INACTIVE' })
  * synchronously, without a promise.
  */
 export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
+  // No TTL of its own: `exp` is checked against the clock on every hit (an expired entry is dropped then), and
+  // an LRU without one answers a get without reading a timer.
   const verified = new LRUCache<string, Verified>({ max: deps.verifiedMax ?? TUNABLES.caches.verifiedTokensMax })
 
   function decide(token: Verified, session: SessionRecord | null): AuthResult {
@@ -76,8 +78,9 @@ export function jwtAuthenticator(deps: JwtAuthenticatorDeps): Authenticator {
         if (!verdict.ok) return verdict
         const { claims } = verdict
         token = { claims, sessionKey: sessionCacheKey(claims.sid) }
-        verified.set(credential, token, { ttl: Math.max(1, claims.exp * 1000 - now) })
+        verified.set(credential, token)
       } else if (token.claims.exp * 1000 <= now) {
+        verified.delete(credential)
         return EXPIRED
       }
       const cached = deps.cache.peek(token.sessionKey)
