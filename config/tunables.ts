@@ -36,8 +36,10 @@ export const TUNABLES = Object.freeze({
     quotaFlushMs: 10_000,
   }),
   caches: Object.freeze({
-    /** Access tokens whose signature verified, remembered by hash until their `exp` (per instance). */
+    /** Access tokens whose signature verified, remembered by the raw token until their `exp` (per instance). */
     verifiedTokensMax: 50_000,
+    /** Well-formed API keys whose hash is remembered by the raw key, so a warm key costs no CRC32 and no SHA-256 (per instance). */
+    keyVerdictsMax: 50_000,
     /** The window of the per-address limit on database lookups of unknown API keys. */
     unknownKeyWindowMs: 10_000,
   }),

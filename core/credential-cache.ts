@@ -28,6 +28,12 @@ export interface CredentialCache<V extends Cacheable> {
    * stored and is done again, so a revocation can never be undone by a lookup that was already in flight.
    */
   get(key: string, load: () => Promise<V | null>): Promise<V | null>
+  /**
+   * The in-process layer alone, synchronously: the cached value (`null`: a cached absence), or `undefined` when
+   * it holds nothing for `key` (then `get`). An answer counts as an L1 hit, as `get`'s would; a miss counts
+   * nothing, since the `get` that follows counts it. Lets a warm credential be decided without a promise.
+   */
+  peek(key: string): V | null | undefined
   /** Drops what `message` names. */
   invalidate(message: Invalidation, keyOf: (m: Invalidation) => string | undefined): void
   clear(): void
@@ -96,6 +102,13 @@ export function credentialCache<V extends Cacheable>(options: CredentialCacheOpt
   }
 
   return {
+    peek(key) {
+      const hit = enabled ? lru.get(key) : undefined
+      if (hit === undefined) return undefined
+      stats.hits++
+      note('l1', 'hit')
+      return hit.value
+    },
     async get(key, load) {
       const hit = enabled ? lru.get(key) : undefined
       if (hit !== undefined) {

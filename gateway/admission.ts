@@ -83,17 +83,32 @@ export interface AdmissionTarget {
 }
 
 export interface Admission {
-  admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C, target?: AdmissionTarget): Promise<Admitted | Refused>
+  /**
+   * Decides on the request: synchronously when nothing needs I/O (a public route, a credential the in-process
+   * cache holds, no rate limit counted in a store), else a promise. Throws (or rejects with) a fault without a code.
+   */
+  admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C, target?: AdmissionTarget): Admitted | Refused | Promise<Admitted | Refused>
   /** The identity headers for the upstream (the signed assertion, the plain ones when the route wants them); none without a principal. */
   identity(admitted: Admitted): string[]
   /** The request headers for the upstream, as a flat name/value list: sanitised, forwarded, identity signed. */
   headers(req: IncomingMessage, admitted: Admitted, requestId: string): string[]
 }
 
+/** What admission knows of a request once its route is found, carried through authentication and the rate limit. */
+interface Routed {
+  readonly req: IncomingMessage
+  readonly router: Router
+  readonly route: Route
+  readonly method: string
+  readonly path: string
+  readonly search: string
+  readonly credential: CredentialResult
+}
+
 export function createAdmission(deps: AdmissionDeps): Admission {
   const refused = (code: ErrorCode, route?: Route): Refused => ({ ok: false, code, route })
   return {
-    async admit(req, method, check, context, target) {
+    admit(req, method, check, context, target) {
       const path = normalizePath(target ? target.url : req.url)
       if (!path.ok) return refused(path.code)
       // The gateway's own endpoints (`/_keygate/…`) are never an upstream's, in any spelling that normalises to them.
@@ -109,56 +124,83 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       }
       const denial = check?.(route, context)
       if (denial) return refused(denial, route)
-      // Stage 4 inline (not a helper awaited in turn): one await per request for the lookup, none without one.
+      const request: Routed = { req, router, route, method, path: path.path, search: path.search, credential }
+      // Stage 4 inline: a credential the in-process cache holds is decided without a promise, so a warm request is
+      // admitted synchronously; a lookup is the one promise, and a rate limit counted in a store the other.
       const decided = authenticatorFor(route, credential, deps.authenticators)
-      let principal: Principal | null = null
-      if ('authenticate' in decided) {
-        let result: AuthResult
-        try {
-          result = await decided.authenticate((credential as { value: string }).value, { clientAddress: deps.forwarded.clientAddress(req) })
-        } catch (err) {
-          // A fault with its code (the store is down: 503) is answered as such, on this route; others go up.
-          if (err instanceof KeygateError) return refused(err.code, route)
-          throw err
-        }
-        const code = !result.ok ? result.code : withinScopes(route, result.principal) ? undefined : 'INSUFFICIENT_SCOPE'
-        if (code) {
-          deps.metrics.authFailures.inc({ code })
-          return !result.ok && result.keyId !== undefined ? { ok: false, code, route, keyId: result.keyId } : refused(code, route)
-        }
-        principal = (result as { principal: Principal }).principal
-      } else if (!decided.ok) {
+      if (!('authenticate' in decided)) {
+        if (decided.ok) return limit(request, null)
         deps.metrics.authFailures.inc({ code: decided.code })
         return refused(decided.code, route)
       }
-      const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
-      if (limited) {
-        const outcome = await limited
-        if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers, principal: principal ?? undefined }
-        if (outcome.headers.length) return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal, responseHeaders: outcome.headers }
+      let result: AuthResult | Promise<AuthResult>
+      try {
+        result = decided.authenticate((credential as { value: string }).value, { clientAddress: () => deps.forwarded.clientAddress(req) })
+      } catch (err) {
+        return faulted(err, route)
       }
-      return { ok: true, router, route, method, path: path.path, search: path.search, credential, principal }
+      if (result instanceof Promise) return result.then((r) => authenticated(request, r), (err: unknown) => faulted(err, route))
+      return authenticated(request, result)
     },
 
     headers(req, admitted, requestId) {
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: admitted.route.forward_authorization, strip: deps.stripHeaders })
-      headers.push('x-request-id', requestId, ...deps.forwarded.headers(req))
-      if (admitted.principal) headers.push(...identity(admitted))
+      headers.push('x-request-id', requestId)
+      const forwarded = deps.forwarded.headers(req)
+      for (let i = 0; i < forwarded.length; i++) headers.push(forwarded[i]!)
+      if (admitted.principal) pushIdentity(headers, admitted, admitted.principal)
       return headers
     },
 
-    identity,
+    identity(admitted) {
+      const out: string[] = []
+      if (admitted.principal) pushIdentity(out, admitted, admitted.principal)
+      return out
+    },
   }
 
-  function identity(admitted: Admitted): string[] {
-    const { route, principal } = admitted
-    if (!principal) return []
-    const out = [deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: admitted.method, prefix: upstreamPath(route, route.prefix) } : undefined)]
+  /** A fault with its code (the store is down: 503) is answered as such, on this route; others go up. */
+  function faulted(err: unknown, route: Route): Refused {
+    if (err instanceof KeygateError) return refused(err.code, route)
+    throw err
+  }
+
+  /** After authentication: the route's scopes, then the rate limit. */
+  function authenticated(request: Routed, result: AuthResult): Admitted | Refused | Promise<Admitted | Refused> {
+    const { route } = request
+    const code = !result.ok ? result.code : withinScopes(route, result.principal) ? undefined : 'INSUFFICIENT_SCOPE'
+    if (code) {
+      deps.metrics.authFailures.inc({ code })
+      return !result.ok && result.keyId !== undefined ? { ok: false, code, route, keyId: result.keyId } : refused(code, route)
+    }
+    return limit(request, (result as { principal: Principal }).principal)
+  }
+
+  function limit(request: Routed, principal: Principal | null): Admitted | Refused | Promise<Admitted | Refused> {
+    const { req, route } = request
+    const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
+    if (!limited) return admitted(request, principal, undefined)
+    return limited.then((outcome) => {
+      if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers, principal: principal ?? undefined }
+      return admitted(request, principal, outcome.headers.length ? outcome.headers : undefined)
+    })
+  }
+
+  function admitted(request: Routed, principal: Principal | null, responseHeaders: readonly string[] | undefined): Admitted {
+    const { router, route, method, path, search, credential } = request
+    return responseHeaders
+      ? { ok: true, router, route, method, path, search, credential, principal, responseHeaders }
+      : { ok: true, router, route, method, path, search, credential, principal }
+  }
+
+  /** Appends the identity headers to `out`, in place: no array of their own per request. */
+  function pushIdentity(out: string[], admitted: Admitted, principal: Principal): void {
+    const { route } = admitted
+    out.push(deps.identityHeader, deps.stamper.stamp(principal, route.audience, route.bind_request ? { method: admitted.method, prefix: upstreamPath(route, route.prefix) } : undefined))
     if (route.plain_identity_headers) {
       out.push('x-user-id', principal.userId, 'x-username', principal.username, 'x-auth-method', principal.auth)
       if (principal.keyId) out.push('x-api-key-id', principal.keyId)
     }
-    return out
   }
 }
 

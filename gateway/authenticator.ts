@@ -30,16 +30,21 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; code:
 
 /**
  * One way of proving identity. `accepts` says whether the credential is this authenticator's kind (no I/O);
- * the first that accepts decides. Expected denials are results; infrastructure faults throw `KeygateError`.
+ * the first that accepts decides. Expected denials are results; infrastructure faults throw `KeygateError`
+ * (or reject with it). `authenticate` answers synchronously when it needs no I/O (a credential its in-process
+ * cache holds), so a warm request costs no promise; otherwise it returns a promise.
  */
 export interface Authenticator {
   readonly name: 'api_key' | 'jwt'
   accepts(credential: string): boolean
-  authenticate(credential: string, context?: AuthContext): Promise<AuthResult>
+  authenticate(credential: string, context?: AuthContext): AuthResult | Promise<AuthResult>
 }
 
 /** What an authenticator may know about the request besides the credential. */
 export interface AuthContext {
-  /** The client's address as the gateway established it (see `forwarded-headers.ts`). */
-  readonly clientAddress?: string
+  /**
+   * The client's address as the gateway established it (see `forwarded-headers.ts`); a function, since only a
+   * lookup that reaches the store needs it.
+   */
+  readonly clientAddress?: () => string
 }

@@ -156,7 +156,8 @@ export function createDecision(deps: DecisionDeps) {
       const original = originalRequest(req)
       if (!original.ok) return deny('DECISION_REQUEST_INVALID', original.detail)
       method = original.method
-      const admitted = await admission.admit(req, original.method, undefined, undefined, original.target)
+      const admitting = admission.admit(req, original.method, undefined, undefined, original.target)
+      const admitted = admitting instanceof Promise ? await admitting : admitting
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
         if (admitted.principal) principal = admitted.principal

@@ -119,7 +119,9 @@ export function createPipeline(deps: PipelineDeps) {
         failure = cors.code
         return
       }
-      const admitted = await admission.admit(req, method, takeSlot, res)
+      // A warm credential is admitted synchronously: no promise to wait for (see `admission.ts`).
+      const admitting = admission.admit(req, method, takeSlot, res)
+      const admitted = admitting instanceof Promise ? await admitting : admitting
       if (!admitted.ok) {
         if (admitted.route) routeName = admitted.route.name
         refusedKeyId = admitted.keyId

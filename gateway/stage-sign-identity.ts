@@ -14,19 +14,31 @@ export interface IdentityStamper {
 
 /** @param deps.signer the current signer; when it changes (a key rotation), assertions are signed anew. */
 export function identityStamper(deps: { signer: () => IdentitySigner; clock: Clock; max?: number }): IdentityStamper {
-  const cache = new LRUCache<string, { value: string; renewAt: number }>({ max: deps.max ?? 50_000 })
+  type Stamp = { value: string; renewAt: number }
+  const cache = new LRUCache<string, Stamp>({ max: deps.max ?? 50_000 })
+  // The last unbound assertion of each principal object: the authenticators keep one principal per cached
+  // credential, so a warm request finds its assertion here without building a cache key.
+  let recent = new WeakMap<Principal, { audience: string; stamp: Stamp }>()
   let lastSigner: IdentitySigner | undefined
   return {
     stamp(principal, audience, binding) {
       const signer = deps.signer()
       if (signer !== lastSigner) {
         cache.clear()
+        recent = new WeakMap()
         lastSigner = signer
       }
-      const key = binding ? `${principal.credentialId}|${audience}|${binding.method}|${binding.prefix}` : `${principal.credentialId}|${audience}`
       const now = deps.clock.now()
+      if (!binding) {
+        const last = recent.get(principal)
+        if (last !== undefined && last.audience === audience && last.stamp.renewAt > now) return last.stamp.value
+      }
+      const key = binding ? `${principal.credentialId}|${audience}|${binding.method}|${binding.prefix}` : `${principal.credentialId}|${audience}`
       const hit = cache.get(key)
-      if (hit && hit.renewAt > now) return hit.value
+      if (hit && hit.renewAt > now) {
+        if (!binding) recent.set(principal, { audience, stamp: hit })
+        return hit.value
+      }
       const { value } = signer.sign({
         aud: audience,
         sub: principal.userId,
@@ -37,7 +49,9 @@ export function identityStamper(deps: { signer: () => IdentitySigner; clock: Clo
         scopes: principal.scopes,
         ...(binding ? { htm: binding.method, htp: binding.prefix } : {}),
       })
-      cache.set(key, { value, renewAt: now + (signer.ttlSec * 1000) / 2 })
+      const stamp = { value, renewAt: now + (signer.ttlSec * 1000) / 2 }
+      cache.set(key, stamp)
+      if (!binding) recent.set(principal, { audience, stamp })
       return value
     },
   }

@@ -19,11 +19,17 @@ export interface StreamRegistry {
   readonly size: number
 }
 
-interface Entry { principal: Principal; credential: string; close: () => void; deadline?: NodeJS.Timeout }
+/** `deadline`: when the credential is checked again (clock ms), undefined when it has none within reach. */
+interface Entry { principal: Principal; credential: string; close: () => void; deadline: number | undefined }
 
 // setTimeout's longest delay (about 24.8 days); a deadline further away is left to the expiry sweeper.
 const MAX_DELAY_MS = 2 ** 31 - 1
 
+/**
+ * One timer for the whole registry, armed for the earliest deadline: an exchange costs a set insertion and a
+ * deletion, not a timer of its own (every access token has a deadline, so that was a timer per request). When
+ * the timer fires, the exchanges whose deadline it was armed for are checked, and it is armed for the next.
+ */
 export function streamRegistry(deps: {
   /** The credential checked again: its principal now, or undefined when it is no longer accepted. */
   recheck(credential: string): Promise<Principal | undefined>
@@ -33,6 +39,9 @@ export function streamRegistry(deps: {
 }): StreamRegistry {
   const entries = new Set<Entry>()
   const now = deps.now ?? Date.now
+  let timer: NodeJS.Timeout | undefined
+  // The deadline the timer is armed for; Infinity when it is not armed.
+  let armedFor = Infinity
 
   /**
    * Checks `entry`'s credential again and closes the exchange unless it is still accepted; when it is, its
@@ -56,29 +65,55 @@ export function streamRegistry(deps: {
     return true
   }
 
-  /** Arms (or re-arms) the check at `validUntil`. */
+  /** Sets (or moves) the check at `validUntil`: a few ms after it, so the check sees it ended. */
   function schedule(entry: Entry, validUntil: number | undefined): void {
-    if (entry.deadline) clearTimeout(entry.deadline)
     entry.deadline = undefined
     if (validUntil === undefined) return
-    const delay = validUntil - now() + 5
+    const at = validUntil + 5
+    const delay = at - now()
     if (delay > MAX_DELAY_MS) return
-    entry.deadline = setTimeout(() => { void recheck(entry, 'expired') }, Math.max(0, delay))
-    entry.deadline.unref()
+    entry.deadline = at
+    if (at < armedFor) arm(at, delay)
+  }
+
+  function arm(at: number, delay: number): void {
+    if (timer) clearTimeout(timer)
+    armedFor = at
+    timer = setTimeout(fire, Math.max(0, delay))
+    timer.unref()
+  }
+
+  /** The timer fired: the exchanges due by the deadline it was armed for are checked; it is armed for the next. */
+  function fire(): void {
+    const due = armedFor
+    timer = undefined
+    armedFor = Infinity
+    let next = Infinity
+    for (const entry of entries) {
+      const at = entry.deadline
+      if (at === undefined) continue
+      if (at <= due) {
+        entry.deadline = undefined
+        void recheck(entry, 'expired')
+      } else if (at < next) {
+        next = at
+      }
+    }
+    if (next !== Infinity && next < armedFor) arm(next, next - now())
   }
 
   function untrack(entry: Entry): void {
-    if (entry.deadline) clearTimeout(entry.deadline)
+    entry.deadline = undefined
     entries.delete(entry)
   }
 
   return {
     track(principal, credential, close) {
-      const entry: Entry = { principal, credential, close }
+      const entry: Entry = { principal, credential, close, deadline: undefined }
       entries.add(entry)
       // A key that expires, or a rolled key whose grace period ends, while the exchange is open: checked again
-      // at that moment (a few ms after, so the check sees it ended), closed then.
-      schedule(entry, principal.validUntil)
+      // at that moment, closed then.
+      if (principal.validUntil !== undefined) schedule(entry, principal.validUntil)
       return () => untrack(entry)
     },
     async revoked(message) {
@@ -89,6 +124,9 @@ export function streamRegistry(deps: {
       return closed.filter(Boolean).length
     },
     closeAll() {
+      if (timer) clearTimeout(timer)
+      timer = undefined
+      armedFor = Infinity
       for (const e of [...entries]) {
         untrack(e)
         e.close()

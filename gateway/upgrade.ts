@@ -122,7 +122,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       // RFC 6455 §4.1: the opening handshake is a GET. Any other method would be relayed as a GET upstream.
       if (req.method !== 'GET') return deny('WEBSOCKET_METHOD_INVALID')
       if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return deny('WEBSOCKET_NOT_ALLOWED')
-      const admitted = await deps.admission.admit(req, 'GET', websocketsAllowed, undefined)
+      const admitting = deps.admission.admit(req, 'GET', websocketsAllowed, undefined)
+      const admitted = admitting instanceof Promise ? await admitting : admitting
       if (admitted.route) routeName = admitted.route.name
       if (!admitted.ok) {
         refusedKeyId = admitted.keyId

@@ -37,3 +37,17 @@ t.test('an exchange that ended before its deadline is not checked again', async 
   await sleep(60)
   t.equal(checks, 0)
 })
+
+t.test('exchanges with different deadlines are each closed at their own, whatever order they were opened in', async (t) => {
+  const closed: string[] = []
+  const registry = streamRegistry({ recheck: async () => undefined })
+  const start = Date.now()
+  registry.track(principal(start + 90), 'sk_live_late', () => closed.push('late'))
+  registry.track(principal(start + 20), 'sk_live_early', () => closed.push('early'))
+  registry.track(principal(), 'sk_live_none', () => closed.push('none'))
+  await sleep(55)
+  t.same(closed, ['early'], 'the earlier deadline, tracked second, came first')
+  await sleep(90)
+  t.same(closed, ['early', 'late'])
+  t.equal(registry.size, 1, 'the exchange without a deadline stays open')
+})
