@@ -95,14 +95,8 @@ export interface Admission {
 }
 
 /** What admission knows of a request once its route is found, carried through authentication and the rate limit. */
-interface Routed {
+interface Routed extends Pick<Admitted, 'router' | 'route' | 'method' | 'path' | 'search' | 'credential'> {
   readonly req: IncomingMessage
-  readonly router: Router
-  readonly route: Route
-  readonly method: string
-  readonly path: string
-  readonly search: string
-  readonly credential: CredentialResult
 }
 
 export function createAdmission(deps: AdmissionDeps): Admission {
