@@ -183,8 +183,10 @@ t.test('every variable a Keygate service sets is a setting (or a route file vari
   for (const [name, s] of keygate) {
     for (const [key, value] of Object.entries(envOf(s))) {
       if (Object.hasOwn(ENV_SETTINGS, key)) {
-        const parsed = ENV_SETTINGS[key as keyof typeof ENV_SETTINGS].schema.safeParse(interpolated(value))
-        t.ok(parsed.success, `${name}: ${key}=${value} is valid${parsed.success ? '' : `: ${parsed.error.issues[0]?.message}`}`)
+        // As config/load.ts reads the environment: a variable set to the empty string counts as unset.
+        const given = interpolated(value)
+        const parsed = ENV_SETTINGS[key as keyof typeof ENV_SETTINGS].schema.safeParse(given === '' ? undefined : given)
+        t.ok(parsed.success, `${name}: ${key}=${value} is valid${given === '' ? ' left empty (unset)' : ''}${parsed.success ? '' : `: ${parsed.error.issues[0]?.message}`}`)
       } else {
         t.ok(routeFileVars.has(key), `${name}: ${key} is in ENV_SETTINGS or read by config/keygate.yaml`)
         t.equal(entry(s)?.file, 'gateway/main.ts', `${name}: ${key} is a route file variable, so ${name} must be a gateway`)
