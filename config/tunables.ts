@@ -42,6 +42,13 @@ export const TUNABLES = Object.freeze({
     keyVerdictsMax: 50_000,
     /** The window of the per-address limit on database lookups of unknown API keys. */
     unknownKeyWindowMs: 10_000,
+    /**
+     * Database lookups of API keys that no cache holds, batched (`core/batch-loader.ts`): at most this many
+     * statements out at once (well under the default pool of 10, which the admin API and session checks share)…
+     */
+    keyLookupsInFlight: 3,
+    /** …of at most this many keys each. */
+    keyLookupBatchMax: 100,
   }),
   http: Object.freeze({
     /**

@@ -103,14 +103,22 @@ export const keyStore = {
 
   /** The key with this hash and its user, or null when no key has it. Revoked and expired keys are returned too. */
   async findByHash(db: Queryable, hash: string): Promise<KeyRecord | null> {
+    return (await keyStore.findByHashes(db, [hash])).get(hash) ?? null
+  },
+
+  /**
+   * The keys with these hashes and their users, in one statement (the gateway's lookups of cold keys, batched):
+   * a hash no key has is absent from the map. Revoked and expired keys are returned too.
+   */
+  async findByHashes(db: Queryable, hashes: readonly string[]): Promise<Map<string, KeyRecord>> {
     const { rows } = await db.query<{ id: string; key_hash: string; user_id: string; username: string; is_active: boolean; scopes: string[]; expires_at: Date | null; revoked_at: Date | null; rate_limit: RateLimitSpec | null; quota: KeyQuota | null }>(
       `SELECT k.id, k.key_hash, k.user_id, u.username, u.is_active, k.scopes, k.expires_at, k.revoked_at, k.rate_limit, k.quota
-       FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1`,
-      [hash],
+       FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ANY($1::text[])`,
+      [hashes],
     )
-    const r = rows[0]
-    if (!r) return null
-    return { keyId: r.id, keyHash: r.key_hash, userId: r.user_id, username: r.username, userActive: r.is_active, scopes: r.scopes, expiresAt: ms(r.expires_at), revokedAt: ms(r.revoked_at), rateLimit: r.rate_limit, quota: r.quota }
+    const found = new Map<string, KeyRecord>()
+    for (const r of rows) found.set(r.key_hash, { keyId: r.id, keyHash: r.key_hash, userId: r.user_id, username: r.username, userActive: r.is_active, scopes: r.scopes, expiresAt: ms(r.expires_at), revokedAt: ms(r.revoked_at), rateLimit: r.rate_limit, quota: r.quota })
+    return found
   },
 
   /** Revokes one of the user's active keys; null when the user has no such active key (another user's id included). */

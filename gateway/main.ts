@@ -22,6 +22,7 @@ import { createMetricsServer } from '../core/metrics-server.ts'
 import { migrate, migrationsApplied } from '../core/migrate.ts'
 import { openDatabase } from '../core/open-database.ts'
 import { openRedis } from '../core/redis-connect.ts'
+import { batchLoader } from '../core/batch-loader.ts'
 import { sessionStore } from '../core/session-store.ts'
 import { apiKeyAuthenticator } from './authenticator-api-key.ts'
 import { jwtAuthenticator } from './authenticator-jwt.ts'
@@ -132,7 +133,7 @@ export async function startKeygate(rawEnv: NodeJS.ProcessEnv = process.env, opti
 
     let draining = false
     const authenticators = [
-      apiKeyAuthenticator({ format, cache: caches.keyCache, findByHash: (hash) => keyStore.findByHash(db, hash), clock, recordUse: (id) => usage.record(id), unknownKeys: unknownKeyLimiter({ max: env.KEYGATE_UNKNOWN_KEY_LOOKUPS, clock }) }),
+      apiKeyAuthenticator({ format, cache: caches.keyCache, findByHash: batchLoader({ loadMany: (hashes) => keyStore.findByHashes(db, hashes), maxInFlight: Math.min(TUNABLES.caches.keyLookupsInFlight, env.DATABASE_POOL_SIZE), maxBatch: TUNABLES.caches.keyLookupBatchMax }), clock, recordUse: (id) => usage.record(id), unknownKeys: unknownKeyLimiter({ max: env.KEYGATE_UNKNOWN_KEY_LOOKUPS, clock }) }),
       jwtAuthenticator({ tokens, cache: caches.sessionCache, findSession: (sid) => sessionStore.find(db, sid), clock }),
     ]
     const streams = streamRegistry({
