@@ -8,9 +8,10 @@ import { ensureBinary, freePort, waitFor } from './system.ts'
 /**
  * Decision mode for `npm run bench`: nginx from the shipped `deploy/nginx-forward-auth.conf` (only the addresses
  * and the cache directory put in) in front of the bench upstream, asking a Keygate about every request, with the
- * decision cache as shipped (`cached`) or turned off. One worker, as the nginx row; the access log on, as every
- * row writes one line per request. The cache lives on a tmpfs, as the shipped file asks (/dev/shm here: on this
- * kind of machine /run and the temporary directory may be on disk).
+ * decision cache as shipped (`cached`) or turned off. One worker and 64 idle upstream connections kept (the shipped
+ * file's `keepalive 64`), as the nginx row; the access log on, as every row writes one line per request. The
+ * cache lives on a tmpfs, as the shipped file asks (/dev/shm here: on this kind of machine /run and the temporary
+ * directory may be on disk).
  */
 export interface RunningForwardAuth { url: string; pid: number; stop(): Promise<void> }
 
