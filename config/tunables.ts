@@ -49,6 +49,13 @@ export const TUNABLES = Object.freeze({
     keyLookupsInFlight: 3,
     /** …of at most this many keys each. */
     keyLookupBatchMax: 100,
+    /**
+     * Reads of the shared (Redis) credential cache, batched into MGET: at most this many out at once (keys read
+     * meanwhile wait for the next)…
+     */
+    sharedReadsInFlight: 4,
+    /** …of at most this many keys each. */
+    sharedReadBatchMax: 64,
   }),
   http: Object.freeze({
     /**

@@ -1,5 +1,6 @@
 import { TUNABLES } from '../config/tunables.ts'
 import type { RedisClient } from './redis-connect.ts'
+import { batchLoader } from './batch-loader.ts'
 import type { SharedCache } from './credential-cache.ts'
 
 /**
@@ -11,9 +12,24 @@ export const TOMBSTONE_TTL_MS = TUNABLES.invalidation.tombstoneTtlMs
 
 export function redisSharedCache(redis: RedisClient, prefix: string): SharedCache & { tombstone(keys: string[]): Promise<void> } {
   const k = (key: string) => `${prefix}cache:${key}`
+  // Reads of one turn go in one MGET (a burst of keys the in-process cache does not hold costs one command,
+  // one write and one read, not one each). A Cluster spreads keys over slots, which one MGET cannot span: each
+  // key is read on its own there.
+  const read = redis.isCluster
+    ? (key: string) => redis.get(key)
+    : batchLoader<string, string>({
+      async loadMany(keys) {
+        const values = await redis.mget(...keys)
+        const found = new Map<string, string>()
+        for (let i = 0; i < keys.length; i++) if (values[i] != null) found.set(keys[i]!, values[i]!)
+        return found
+      },
+      maxInFlight: TUNABLES.caches.sharedReadsInFlight,
+      maxBatch: TUNABLES.caches.sharedReadBatchMax,
+    })
   return {
     async get(key) {
-      const raw = await redis.get(k(key))
+      const raw = await read(k(key))
       if (raw === null || raw === 't') return undefined
       return raw === 'n' ? null : raw.slice(2)
     },
