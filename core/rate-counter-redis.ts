@@ -165,40 +165,34 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
     return { allowed, now, verdicts: all }
   }
 
+  /** The request decided on the leases held here, without a round trip; undefined when one of them cannot serve it. */
+  function spendLeases(buckets: readonly Bucket[], t: number): TakeResult | undefined {
+    for (let i = 0; i < buckets.length; i++) if (!usable(leases.get(buckets[i]!.key), buckets[i]!, t)) return undefined
+    let now = t
+    const verdicts = buckets.map((b) => {
+      const lease = leases.get(b.key)!
+      now = redisTime(lease, t)
+      const v = leaseVerdict(b, lease, now)
+      spendOne(b.key, lease, t)
+      return v
+    })
+    return { allowed: true, verdicts, now }
+  }
+
+  async function waitOrAsk(buckets: readonly Bucket[], t: number): Promise<TakeResult> {
+    // A round trip under way brings a lease for these buckets: wait for it once rather than ask again.
+    const pending = buckets.map((b) => asking.get(b.key)).filter((p) => p !== undefined)
+    if (pending.length === 0) return roundTrip(buckets, t)
+    await Promise.all(pending)
+    const after = clock.now()
+    return spendLeases(buckets, after) ?? roundTrip(buckets, after)
+  }
+
   return {
-    async take(buckets) {
-      let waited = false
-      for (;;) {
-        const t = clock.now()
-        let local = true
-        for (const b of buckets) {
-          if (!usable(leases.get(b.key), b, t)) {
-            local = false
-            break
-          }
-        }
-        if (local) {
-          let now = t
-          const verdicts = buckets.map((b) => {
-            const lease = leases.get(b.key)!
-            now = redisTime(lease, t)
-            const v = leaseVerdict(b, lease, now)
-            spendOne(b.key, lease, t)
-            return v
-          })
-          return { allowed: true, verdicts, now }
-        }
-        // A round trip under way brings a lease for these buckets: wait for it once rather than ask again.
-        if (!waited) {
-          const pending = buckets.map((b) => asking.get(b.key)).filter((p) => p !== undefined)
-          if (pending.length > 0) {
-            waited = true
-            await Promise.all(pending)
-            continue
-          }
-        }
-        return roundTrip(buckets, t)
-      }
+    // A request its leases serve is decided synchronously: no promise, no round trip.
+    take(buckets) {
+      const t = clock.now()
+      return spendLeases(buckets, t) ?? waitOrAsk(buckets, t)
     },
     async close() {
       clearInterval(sweep)

@@ -1,5 +1,5 @@
 import { fixedVerdict, type Bucket } from './rate-counter.ts'
-import { sliceMs, slide, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
+import { allowedVerdict, sliceMs, slide, SUB_WINDOWS, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
 
 /**
  * A lease: part of a bucket's budget counted in Redis ahead of its requests (`rate-counter-redis.ts`), then spent
@@ -80,7 +80,25 @@ export function redisTime(lease: Lease, t: number): number {
  */
 export function leaseVerdict(b: Bucket, lease: Lease, now: number): BucketVerdict {
   if (b.kind === 'fixed') return fixedVerdict(b, lease.state[0]![1] - lease.units, now)
-  return verdict(b.policy, slide(withCount(lease.state, lease.slice, -lease.units), b.policy, now), now)
+  // Every request spending a lease asks this: the counts are summed in place rather than the state rebuilt
+  // (`withCount`, `slide`), which the refusal alone still does.
+  const { policy } = b
+  const oldest = Math.floor(now / sliceMs(policy)) - SUB_WINDOWS
+  let used = 0
+  let first: number | undefined
+  let found = false
+  for (const [m, c] of lease.state) {
+    if (m === lease.slice) found = true
+    if (m < oldest) continue
+    first ??= m
+    used += m === lease.slice ? c - lease.units : c
+  }
+  if (!found && lease.slice >= oldest) {
+    first ??= lease.slice
+    used -= lease.units
+  }
+  if (used + 1 <= policy.limit) return allowedVerdict(policy, used, first, now)
+  return verdict(policy, slide(withCount(lease.state, lease.slice, -lease.units), policy, now), now)
 }
 
 /** `s` with `add` more counted in `slice` (appended when `s` has no such slice: it is the newest). */

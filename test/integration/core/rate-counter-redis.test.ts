@@ -76,7 +76,7 @@ t.test('a Redis that is away makes the call fail (the stage fails open), never h
   away.on('error', () => {})
   t.teardown(() => away.disconnect())
   const counter = redisRateCounter(away, { prefix: 'x:' })
-  await t.rejects(counter.take([perMinute(1, 'away')]))
+  await t.rejects(async () => counter.take([perMinute(1, 'away')]))
 })
 
 /** A bucket's count in Redis: every slice of its hash, or a quota's counter. */
@@ -189,4 +189,17 @@ t.test('leases: the sliding window still slides, and never gives a double budget
   }
   t.ok(most <= 300, `never more than 300 in any second (most: ${most})`)
   t.ok(allowedAt.length >= 2 * 300, `the window moved on: ${allowedAt.length} let through in 2.6 s`)
+})
+
+t.test('leases: a request a held lease serves is decided synchronously, without a promise', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix })
+  t.teardown(() => a.close?.())
+  const first = a.take([perMinute(1000, 'sync')])
+  t.ok(first instanceof Promise, 'the first asks Redis')
+  t.equal((await first).verdicts[0]!.remaining, 999)
+  const second = a.take([perMinute(1000, 'sync')])
+  t.notOk(second instanceof Promise, 'the next spends the lease')
+  t.same([(second as Awaited<typeof first>).allowed, (second as Awaited<typeof first>).verdicts[0]!.remaining], [true, 998])
 })
