@@ -21,6 +21,8 @@ export interface Lease {
   readonly slice: number
   /** Counted in Redis, not yet spent here. */
   units: number
+  /** Counted in Redis for it, the request that took it included: `granted - units` of them were spent. */
+  readonly granted: number
   /** The bucket's counts in Redis right after the grant (the grant's units included), by slice; a quota's: `[[0, count]]`. */
   state: WindowState
   /** The policy it was taken under (limit; window, or the quota period's end): another policy takes another lease. */
@@ -61,7 +63,7 @@ export function sliceOf(b: Bucket, now: number): number {
 export function newLease(b: Bucket, before: WindowState, granted: number, units: number, redisAt: number, sentAt: number, t: number): Lease {
   const slice = sliceOf(b, redisAt)
   const end = b.kind === 'sliding' ? (slice + 1) * sliceMs(b.policy) : b.periodEnd
-  return { kind: b.kind, slice, units, state: withCount(before, slice, granted), limit: limitOf(b), span: spanOf(b), redisAt, sentAt, until: sentAt + (end - redisAt) - CLOCK_MARGIN_MS, lastUsed: t }
+  return { kind: b.kind, slice, units, granted, state: withCount(before, slice, granted), limit: limitOf(b), span: spanOf(b), redisAt, sentAt, until: sentAt + (end - redisAt) - CLOCK_MARGIN_MS, lastUsed: t }
 }
 
 /** Whether `lease` can let one request of `b` through at this process' time `t`. */
@@ -87,14 +89,16 @@ export function leaseVerdict(b: Bucket, lease: Lease, now: number): BucketVerdic
   let used = 0
   let first: number | undefined
   let found = false
-  for (const [m, c] of lease.state) {
-    if (m === lease.slice) found = true
+  const { state, slice } = lease
+  for (let i = 0; i < state.length; i++) {
+    const m = state[i]![0]
+    if (m === slice) found = true
     if (m < oldest) continue
     first ??= m
-    used += m === lease.slice ? c - lease.units : c
+    used += m === slice ? state[i]![1] - lease.units : state[i]![1]
   }
-  if (!found && lease.slice >= oldest) {
-    first ??= lease.slice
+  if (!found && slice >= oldest) {
+    first ??= slice
     used -= lease.units
   }
   if (used + 1 <= policy.limit) return allowedVerdict(policy, used, first, now)
