@@ -31,7 +31,7 @@ import { loadGenerator } from './wrk.ts'
  * rows), BENCH_NODE24=0 (no Node 24 section), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_NODE_ARGS (extra node
  * arguments for the gateways, the bare proxy and the stacks, such as `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_KEEP=1 (keep the gateways'
  * logs), BENCH_COMPARE_DIR (another checkout, such as the code before a change: its gateway runs beside this one on
- * the same database, as the scenarios apikey-base, jwt-base and cold-base, in the first section), BENCH_RESULTS_FILE (where the
+ * the same database, as the scenarios apikey-base, jwt-base, apikey-limited-base and cold-base, in the first section), BENCH_RESULTS_FILE (where the
  * tables are written; `bench/results/gateway-<date>[-compare|-partial].md` by default, which a second run of the day
  * overwrites).
  */
@@ -128,6 +128,7 @@ async function main() {
             const base = await keygate('keygate-base', { KEYGATE_REDIS_PREFIX: `${prefix}b:` }, compareDir)
             if (wanted('apikey')) scenarios.push({ id: 'apikey-base', name: `Keygate at ${compareDir}, API key (warm cache)`, spec: { origin: base.url, path: '/bench', bearer: key }, pid: base.pid })
             if (wanted('jwt')) scenarios.push({ id: 'jwt-base', name: `Keygate at ${compareDir}, JWT`, spec: { origin: base.url, path: '/bench', bearer: jwt }, pid: base.pid })
+            if (wanted('apikey-limited')) scenarios.push({ id: 'apikey-limited-base', name: `Keygate at ${compareDir}, API key, route rate limit counted in Redis`, spec: { origin: base.url, path: '/limited', bearer: key }, pid: base.pid })
             if (wanted('cold')) {
               const coldBasePrefix = `${prefix}cb:`
               const coldBase = await keygate('keygate-cold-base', { KEYGATE_REDIS_PREFIX: coldBasePrefix, KEYGATE_CACHE_MAX: String(Math.max(1, Math.floor(poolSize / 20))) }, compareDir)

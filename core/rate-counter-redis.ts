@@ -11,7 +11,9 @@ export type { RedisScriptClient } from './rate-counter-redis-script.ts'
  * number of buckets, atomic in Redis. For a bucket whose limit is large enough, the script counts a lease (a
  * share of the limit, `rate-lease.ts`) and the requests after it spend the lease here without a round trip until
  * it is spent, its slice ends, or it goes idle; units not spent go back (with the next lease, or by
- * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again.
+ * `RELEASE_SCRIPT`). Requests of a bucket whose lease is under way wait for it once rather than ask again. A bucket
+ * whose lease went back unspent asks for what it used next time (see `wanted`): a quiet bucket is not leased units
+ * only to give them back. A request its leases serve is decided synchronously.
  * The scripts are in `rate-counter-redis-script.ts`. Time is Redis' own (`TIME`), so instances whose clocks
  * differ still count in the same slices. A sliding bucket is one hash (field: a slice number, value: its count; slices out of the window are
  * deleted as they are met) expiring a window and a slice after its last count; a quota is one counter expiring a
@@ -37,6 +39,8 @@ export interface RedisRateCounterOptions {
   idleMs?: number
   /** Leases held at most; the buckets beyond are counted one request per round trip. */
   maxLeases?: number
+  /** How long a bucket whose lease went back unspent keeps asking for what it used rather than a full lease. */
+  demandMs?: number
 }
 
 /**
@@ -52,6 +56,9 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
   // By bucket key: the lease this process holds, and the round trip under way that asks for one.
   const leases = new Map<string, Lease>()
   const asking = new Map<string, Promise<unknown>>()
+  // By bucket key, for buckets whose last lease went back unspent: the units to ask for next, and when last asked.
+  const demand = new Map<string, { want: number; at: number }>()
+  const demandMs = options.demandMs ?? 60_000
 
   function giveBack(key: string, lease: Lease, units: number): Promise<void> {
     if (units <= 0) return Promise.resolve()
@@ -78,7 +85,7 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
     const held = leases.get(b.key)
     if (held && held.kind === lease.kind && held.slice === lease.slice && held.limit === lease.limit && held.span === lease.span) {
       // A grant in the same slice: the newer counts include the older grant; the units add up.
-      leases.set(b.key, { ...lease, units: held.units + lease.units, until: Math.min(held.until, lease.until) })
+      leases.set(b.key, { ...lease, units: held.units + lease.units, granted: held.granted + lease.granted, until: Math.min(held.until, lease.until) })
       return
     }
     if (held) void giveBack(b.key, held, held.units)
@@ -90,11 +97,32 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
     for (const [key, lease] of leases) {
       if (t >= lease.until || t - lease.lastUsed >= idleMs) {
         leases.delete(key)
+        // Units went back unspent: the bucket's next round trips ask for what this lease served, not a full one.
+        if (lease.units > 0 && demand.size < maxLeases) demand.set(key, { want: Math.max(1, lease.granted - lease.units), at: t })
         void giveBack(key, lease, lease.units)
       }
     }
+    for (const [key, d] of demand) if (t - d.at >= demandMs) demand.delete(key)
   }, idleMs)
   sweep.unref()
+
+  /**
+   * The units to ask for a bucket: a full lease, unless its last lease went back mostly unspent (a bucket with a
+   * few requests a second): then what that lease served, doubled at each round trip that comes within `idleMs`
+   * of the one before, so a quiet bucket costs one round trip per request, not a lease and its give-back.
+   */
+  function wanted(key: string, full: number, t: number): number {
+    const d = demand.get(key)
+    if (d === undefined) return full
+    const want = Math.min(full, t - d.at < idleMs ? d.want * 2 : d.want)
+    if (want >= full) {
+      demand.delete(key)
+    } else {
+      d.want = want
+      d.at = t
+    }
+    return want
+  }
 
   async function roundTrip(buckets: readonly Bucket[], t: number): Promise<TakeResult> {
     const verdicts: Array<BucketVerdict | undefined> = []
@@ -110,7 +138,7 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
         return
       }
       if (lease) leases.delete(b.key)
-      asks.push({ b, want: leases.size < maxLeases ? leaseSize(limitOf(b), share) : 1, ...(lease && lease.units > 0 ? { back: { slice: lease.slice, units: lease.units } } : {}) })
+      asks.push({ b, want: leases.size < maxLeases ? wanted(b.key, leaseSize(limitOf(b), share), t) : 1, ...(lease && lease.units > 0 ? { back: { slice: lease.slice, units: lease.units } } : {}) })
     })
     // Waiting requests of these buckets take their units from this round trip's leases (see `take`).
     let settle!: () => void
@@ -165,43 +193,39 @@ export function redisRateCounter(redis: RedisScriptClient, options: RedisRateCou
     return { allowed, now, verdicts: all }
   }
 
+  /** The request decided on the leases held here, without a round trip; undefined when one of them cannot serve it. */
+  function spendLeases(buckets: readonly Bucket[], t: number): TakeResult | undefined {
+    for (let i = 0; i < buckets.length; i++) if (!usable(leases.get(buckets[i]!.key), buckets[i]!, t)) return undefined
+    let now = t
+    const verdicts: BucketVerdict[] = []
+    for (let i = 0; i < buckets.length; i++) {
+      const b = buckets[i]!
+      const lease = leases.get(b.key)!
+      now = redisTime(lease, t)
+      verdicts.push(leaseVerdict(b, lease, now))
+      spendOne(b.key, lease, t)
+    }
+    return { allowed: true, verdicts, now }
+  }
+
+  async function waitOrAsk(buckets: readonly Bucket[], t: number): Promise<TakeResult> {
+    // A round trip under way brings a lease for these buckets: wait for it once rather than ask again.
+    const pending = buckets.map((b) => asking.get(b.key)).filter((p) => p !== undefined)
+    if (pending.length === 0) return roundTrip(buckets, t)
+    await Promise.all(pending)
+    const after = clock.now()
+    return spendLeases(buckets, after) ?? roundTrip(buckets, after)
+  }
+
   return {
-    async take(buckets) {
-      let waited = false
-      for (;;) {
-        const t = clock.now()
-        let local = true
-        for (const b of buckets) {
-          if (!usable(leases.get(b.key), b, t)) {
-            local = false
-            break
-          }
-        }
-        if (local) {
-          let now = t
-          const verdicts = buckets.map((b) => {
-            const lease = leases.get(b.key)!
-            now = redisTime(lease, t)
-            const v = leaseVerdict(b, lease, now)
-            spendOne(b.key, lease, t)
-            return v
-          })
-          return { allowed: true, verdicts, now }
-        }
-        // A round trip under way brings a lease for these buckets: wait for it once rather than ask again.
-        if (!waited) {
-          const pending = buckets.map((b) => asking.get(b.key)).filter((p) => p !== undefined)
-          if (pending.length > 0) {
-            waited = true
-            await Promise.all(pending)
-            continue
-          }
-        }
-        return roundTrip(buckets, t)
-      }
+    // A request its leases serve is decided synchronously: no promise, no round trip.
+    take(buckets) {
+      const t = clock.now()
+      return spendLeases(buckets, t) ?? waitOrAsk(buckets, t)
     },
     async close() {
       clearInterval(sweep)
+      demand.clear()
       const all = [...leases]
       leases.clear()
       await Promise.all(all.map(([key, lease]) => giveBack(key, lease, lease.units)))

@@ -24,8 +24,11 @@ export interface TakeResult {
 }
 
 export interface RateCounter {
-  /** Decides on one request against `buckets` and counts it in all of them when all allow it. */
-  take(buckets: readonly Bucket[]): Promise<TakeResult>
+  /**
+   * Decides on one request against `buckets` and counts it in all of them when all allow it: synchronously when
+   * no I/O is needed (in-process counters, a lease with units left), else a promise. May throw or reject.
+   */
+  take(buckets: readonly Bucket[]): TakeResult | Promise<TakeResult>
   /** Gives back what it holds and stops its timers (a counter that holds nothing has none). */
   close?(): Promise<void>
 }
@@ -43,7 +46,7 @@ export function memoryRateCounter(clock: Clock, maxBuckets = 200_000): RateCount
   const fixed = new LRUCache<string, { count: number; end: number }>({ max: maxBuckets })
   return {
     // Synchronous from the reads to the writes: no other request runs in between on this event loop.
-    async take(buckets) {
+    take(buckets) {
       const now = clock.now()
       const states: Array<WindowState | number> = []
       const verdicts = buckets.map((b, i) => {

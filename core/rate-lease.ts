@@ -1,5 +1,5 @@
 import { fixedVerdict, type Bucket } from './rate-counter.ts'
-import { sliceMs, slide, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
+import { allowedVerdict, sliceMs, slide, SUB_WINDOWS, verdict, type BucketVerdict, type WindowState } from './rate-limit.ts'
 
 /**
  * A lease: part of a bucket's budget counted in Redis ahead of its requests (`rate-counter-redis.ts`), then spent
@@ -21,6 +21,8 @@ export interface Lease {
   readonly slice: number
   /** Counted in Redis, not yet spent here. */
   units: number
+  /** Counted in Redis for it, the request that took it included: `granted - units` of them were spent. */
+  readonly granted: number
   /** The bucket's counts in Redis right after the grant (the grant's units included), by slice; a quota's: `[[0, count]]`. */
   state: WindowState
   /** The policy it was taken under (limit; window, or the quota period's end): another policy takes another lease. */
@@ -61,7 +63,7 @@ export function sliceOf(b: Bucket, now: number): number {
 export function newLease(b: Bucket, before: WindowState, granted: number, units: number, redisAt: number, sentAt: number, t: number): Lease {
   const slice = sliceOf(b, redisAt)
   const end = b.kind === 'sliding' ? (slice + 1) * sliceMs(b.policy) : b.periodEnd
-  return { kind: b.kind, slice, units, state: withCount(before, slice, granted), limit: limitOf(b), span: spanOf(b), redisAt, sentAt, until: sentAt + (end - redisAt) - CLOCK_MARGIN_MS, lastUsed: t }
+  return { kind: b.kind, slice, units, granted, state: withCount(before, slice, granted), limit: limitOf(b), span: spanOf(b), redisAt, sentAt, until: sentAt + (end - redisAt) - CLOCK_MARGIN_MS, lastUsed: t }
 }
 
 /** Whether `lease` can let one request of `b` through at this process' time `t`. */
@@ -80,7 +82,27 @@ export function redisTime(lease: Lease, t: number): number {
  */
 export function leaseVerdict(b: Bucket, lease: Lease, now: number): BucketVerdict {
   if (b.kind === 'fixed') return fixedVerdict(b, lease.state[0]![1] - lease.units, now)
-  return verdict(b.policy, slide(withCount(lease.state, lease.slice, -lease.units), b.policy, now), now)
+  // Every request spending a lease asks this: the counts are summed in place rather than the state rebuilt
+  // (`withCount`, `slide`), which the refusal alone still does.
+  const { policy } = b
+  const oldest = Math.floor(now / sliceMs(policy)) - SUB_WINDOWS
+  let used = 0
+  let first: number | undefined
+  let found = false
+  const { state, slice } = lease
+  for (let i = 0; i < state.length; i++) {
+    const m = state[i]![0]
+    if (m === slice) found = true
+    if (m < oldest) continue
+    first ??= m
+    used += m === slice ? state[i]![1] - lease.units : state[i]![1]
+  }
+  if (!found && slice >= oldest) {
+    first ??= slice
+    used -= lease.units
+  }
+  if (used + 1 <= policy.limit) return allowedVerdict(policy, used, first, now)
+  return verdict(policy, slide(withCount(lease.state, lease.slice, -lease.units), policy, now), now)
 }
 
 /** `s` with `add` more counted in `slice` (appended when `s` has no such slice: it is the newest). */

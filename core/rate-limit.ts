@@ -55,6 +55,18 @@ export function counted(s: WindowState, policy: RateLimitPolicy, now: number): W
 
 const total = (s: WindowState) => s.reduce((n, [, c]) => n + c, 0)
 
+/**
+ * The verdict allowing one request when `used` requests are counted in the window (`used + 1 <= limit`, the
+ * caller checked), the oldest of them in slice `oldest` (undefined when none is).
+ */
+export function allowedVerdict(policy: RateLimitPolicy, used: number, oldest: number | undefined, now: number): BucketVerdict {
+  const slice = sliceMs(policy)
+  // When the count next goes down: the oldest slice counted leaves (this request's own, when it is the first);
+  // slice m stops counting when the current slice is m + SUB_WINDOWS + 1.
+  const resetMs = Math.max(1, Math.ceil(((oldest ?? Math.floor(now / slice)) + SUB_WINDOWS + 1) * slice - now))
+  return { allowed: true, limit: policy.limit, windowMs: policy.windowMs, remaining: policy.limit - used - 1, retryAfterMs: 0, resetMs }
+}
+
 /** Whether one more request fits. */
 export function fits(policy: RateLimitPolicy, s: WindowState): boolean {
   return total(s) + 1 <= policy.limit
@@ -70,9 +82,9 @@ export function verdict(policy: RateLimitPolicy, s: WindowState, now: number): B
   // Slice m stops counting when the current slice is m + SUB_WINDOWS + 1.
   const leaves = (m: number) => Math.max(1, Math.ceil((m + SUB_WINDOWS + 1) * slice - now))
   const used = total(s)
+  if (used + 1 <= policy.limit) return allowedVerdict(policy, used, s.length ? s[0]![0] : undefined, now)
   // When the count next goes down: the oldest slice counted leaves (this request's own, when it is the first).
   const resetMs = leaves(s.length ? s[0]![0] : current)
-  if (used + 1 <= policy.limit) return { allowed: true, limit: policy.limit, windowMs: policy.windowMs, remaining: policy.limit - used - 1, retryAfterMs: 0, resetMs }
   // Until enough of the oldest slices have left that one more fits (the current slice's own count included).
   let left = used
   let retryAfterMs = leaves(current)

@@ -10,7 +10,7 @@ import { extractCredential, type CredentialResult } from './stage-credential.ts'
 import { normalizePath } from './stage-path.ts'
 import { sanitizeRequestHeaders, type StripList } from './stage-sanitize.ts'
 import type { IdentityStamper } from './stage-sign-identity.ts'
-import type { RateLimitStage } from './stage-rate-limit.ts'
+import type { RateLimitOutcome, RateLimitStage } from './stage-rate-limit.ts'
 
 /**
  * Admission: whether a request may go upstream, and as whom, decided once for every transport (the HTTP
@@ -85,7 +85,8 @@ export interface AdmissionTarget {
 export interface Admission {
   /**
    * Decides on the request: synchronously when nothing needs I/O (a public route, a credential the in-process
-   * cache holds, no rate limit counted in a store), else a promise. Throws (or rejects with) a fault without a code.
+   * cache holds, a rate limit counted in-process or on a lease held here), else a promise. Throws (or rejects
+   * with) a fault without a code.
    */
   admit<C>(req: IncomingMessage, method: string, check: RouteCheck<C> | undefined, context: C, target?: AdmissionTarget): Admitted | Refused | Promise<Admitted | Refused>
   /** The identity headers for the upstream (the signed assertion, the plain ones when the route wants them); none without a principal. */
@@ -120,7 +121,8 @@ export function createAdmission(deps: AdmissionDeps): Admission {
       if (denial) return refused(denial, route)
       const request: Routed = { req, router, route, method, path: path.path, search: path.search, credential }
       // Stage 4 inline: a credential the in-process cache holds is decided without a promise, so a warm request is
-      // admitted synchronously; a lookup is the one promise, and a rate limit counted in a store the other.
+      // admitted synchronously; a lookup is the one promise, and a rate limit counted in a store the other (not
+      // while this instance holds a lease of it).
       const decided = authenticatorFor(route, credential, deps.authenticators)
       if (!('authenticate' in decided)) {
         if (decided.ok) return limit(request, null)
@@ -174,10 +176,15 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     const { req, route } = request
     const limited = deps.rateLimit?.(route, principal, () => deps.forwarded.clientAddress(req))
     if (!limited) return admitted(request, principal, undefined)
-    return limited.then((outcome) => {
-      if (!outcome.ok) return { ok: false, code: outcome.code, route, headers: outcome.headers, principal: principal ?? undefined }
-      return admitted(request, principal, outcome.headers.length ? outcome.headers : undefined)
-    })
+    // Counted without I/O (in-process, or on a lease this instance holds): decided synchronously, as a warm
+    // credential is.
+    if (limited instanceof Promise) return limited.then((outcome) => limitedBy(request, principal, outcome))
+    return limitedBy(request, principal, limited)
+  }
+
+  function limitedBy(request: Routed, principal: Principal | null, outcome: RateLimitOutcome): Admitted | Refused {
+    if (!outcome.ok) return { ok: false, code: outcome.code, route: request.route, headers: outcome.headers, principal: principal ?? undefined }
+    return admitted(request, principal, outcome.headers.length ? outcome.headers : undefined)
   }
 
   function admitted(request: Routed, principal: Principal | null, responseHeaders: readonly string[] | undefined): Admitted {

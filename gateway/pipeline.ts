@@ -57,6 +57,13 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID()
 }
 
+/** The upstream's answer's own headers: the request id, then the rate limit's (`[name, value, …]`). */
+function withRequestId(requestId: string, list: readonly string[]): string[] {
+  const out = ['x-request-id', requestId]
+  for (let i = 0; i < list.length; i++) out.push(list[i]!)
+  return out
+}
+
 /** Past this, a refused request's unread body is not read to its end: the connection closes instead. */
 const DISCARD_MAX_BYTES = TUNABLES.http.discardMaxBytes
 
@@ -132,12 +139,12 @@ export function createPipeline(deps: PipelineDeps) {
       const { route, router, credential } = admitted
       routeName = route.name
       // The rate limit's headers go on the gateway's own answers after admission too (413, 408, 502, 504).
-      const limits = admitted.responseHeaders && headerRecord(admitted.responseHeaders)
+      const limited = admitted.responseHeaders
       principal = admitted.principal
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
-        failure = deny(req, res, requestId, body.code, limits)
+        failure = deny(req, res, requestId, body.code, limited && headerRecord(limited))
         return
       }
       let upload = body.body
@@ -153,7 +160,7 @@ export function createPipeline(deps: PipelineDeps) {
           // What is left of a slow body is not waited for: the connection closes after the answer.
           res.shouldKeepAlive = false
           res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-          failure = deny(req, res, requestId, read.code, limits)
+          failure = deny(req, res, requestId, read.code, limited && headerRecord(limited))
           return
         }
         upload = read.body
@@ -197,7 +204,7 @@ export function createPipeline(deps: PipelineDeps) {
         body: upload,
         timeoutMs: route.timeout_ms,
         idleTimeoutMs: route.idle_timeout_ms,
-        responseHeaders: admitted.responseHeaders ? ['x-request-id', requestId, ...admitted.responseHeaders] : ['x-request-id', requestId],
+        responseHeaders: limited ? withRequestId(requestId, limited) : ['x-request-id', requestId],
         onResponse: () => {
           if (awaitHeaders) req.off('end', awaitHeaders)
           socket.setTimeout(route.idle_timeout_ms)
@@ -208,7 +215,7 @@ export function createPipeline(deps: PipelineDeps) {
       series.upstreamDuration.observe(outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
-          failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limits)
+          failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limited && headerRecord(limited))
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
@@ -216,7 +223,7 @@ export function createPipeline(deps: PipelineDeps) {
           cause = outcome.failure.cause
           causeDetail = outcome.failure.detail
           metrics.upstreamFailures.inc({ route: routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(cause) })
-          failure = deny(req, res, requestId, outcome.code, limits)
+          failure = deny(req, res, requestId, outcome.code, limited && headerRecord(limited))
         }
       }
     } catch (err) {

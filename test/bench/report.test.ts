@@ -32,6 +32,18 @@ t.test('the targets of issue 16 are checked against the bare Node proxy, the one
   t.equal(lineOf(missed, '- Keygate ≥ 1.5× the Express'), '', 'no line for a stack that did not run')
 })
 
+t.test('the rate limit\'s cost is checked on the median rounds, and shown round by round beside it, for the code before too', async (t) => {
+  const rounds = (rows: Record<string, Round[]>): Section => ({ ...section({}), scenarios: Object.keys(rows).map((id) => ({ id, name: id, spec: { origin: 'http://x', path: '/' } })), results: new Map(Object.entries(rows)) })
+  const lines = sectionTargets(rounds({
+    apikey: [round(10_000, 100), round(9000, 110), round(11_000, 95)],
+    'apikey-limited': [round(9900, 104), round(8800, 113), round(11_000, 97)],
+    'apikey-base': [round(10_000, 100), round(9000, 110)],
+    'apikey-limited-base': [round(9000, 115), round(8000, 128)],
+  }), undefined, 2)
+  t.match(lineOf(lines, '- rate limit ≤ 10 µs'), /: 4\.0 µs \(round by round: 4\.0, 3\.0, 2\.0; median 3\.0 µs\) — met$/)
+  t.match(lineOf(lines, '- the same at BENCH_COMPARE_DIR'), /: 18\.0 µs \(round by round: 15\.0, 18\.0; median 16\.5 µs\)$/)
+})
+
 t.test('the table has a column against the bare proxy and the box\'s shares, and RSS last', async (t) => {
   const table = sectionTable(section({ bare: round(20_000, 40), apikey: round(16_000, 50) }), round(40_000, 12))
   const row = table.split('\n').find((l) => l.startsWith('| apikey '))!.split('|').map((c) => c.trim())

@@ -76,7 +76,7 @@ t.test('a Redis that is away makes the call fail (the stage fails open), never h
   away.on('error', () => {})
   t.teardown(() => away.disconnect())
   const counter = redisRateCounter(away, { prefix: 'x:' })
-  await t.rejects(counter.take([perMinute(1, 'away')]))
+  await t.rejects(async () => counter.take([perMinute(1, 'away')]))
 })
 
 /** A bucket's count in Redis: every slice of its hash, or a quota's counter. */
@@ -189,4 +189,44 @@ t.test('leases: the sliding window still slides, and never gives a double budget
   }
   t.ok(most <= 300, `never more than 300 in any second (most: ${most})`)
   t.ok(allowedAt.length >= 2 * 300, `the window moved on: ${allowedAt.length} let through in 2.6 s`)
+})
+
+t.test('leases: a request a held lease serves is decided synchronously, without a promise', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  const a = redisRateCounter(redis.client, { prefix: redis.prefix })
+  t.teardown(() => a.close?.())
+  const first = a.take([perMinute(1000, 'sync')])
+  t.ok(first instanceof Promise, 'the first asks Redis')
+  t.equal((await first).verdicts[0]!.remaining, 999)
+  const second = a.take([perMinute(1000, 'sync')])
+  t.notOk(second instanceof Promise, 'the next spends the lease')
+  t.same([(second as Awaited<typeof first>).allowed, (second as Awaited<typeof first>).verdicts[0]!.remaining], [true, 998])
+})
+
+t.test('leases: a quiet bucket whose lease went back unspent is counted one request per round trip, then leased again as it gets busy', async (t) => {
+  const redis = await testRedisPrefix('ratelease')
+  t.teardown(() => redis.drop())
+  let roundTrips = 0
+  const client = { evalsha: (...args: Parameters<Redis['evalsha']>) => { roundTrips++; return redis.client.evalsha(...args) }, eval: (...args: Parameters<Redis['eval']>) => redis.client.eval(...args) }
+  const a = redisRateCounter(client, { prefix: redis.prefix, idleMs: 50 })
+  t.teardown(() => a.close?.())
+  const bucket = [perMinute(1000, 'quiet')]
+  const key = `${redis.prefix}rl:{t}:quiet`
+  const pause = () => new Promise((r) => setTimeout(r, 300))
+  t.equal((await a.take(bucket)).allowed, true)
+  t.equal(await countIn(redis.client, key), 10, 'a first request takes a full lease')
+  await pause()
+  t.equal(await countIn(redis.client, key), 1, 'which went back unspent')
+  for (let i = 0; i < 2; i++) {
+    t.equal((await a.take(bucket)).allowed, true)
+    await pause()
+  }
+  t.equal(roundTrips, 3, 'one round trip per request')
+  t.equal(await countIn(redis.client, key), 3, 'and nothing leased to give back: each request counted once')
+  roundTrips = 0
+  for (let i = 0; i < 30; i++) t.equal((await a.take(bucket)).allowed, true)
+  t.ok(roundTrips <= 8, `busy again: the asks double up to a full lease (${roundTrips} round trips for 30 requests)`)
+  await a.close?.()
+  t.equal(await countIn(redis.client, key), 33, 'once closed, each request counted once')
 })

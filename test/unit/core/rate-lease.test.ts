@@ -55,3 +55,24 @@ t.test('a quota\'s lease counts its period, and a request on it sees the quota l
   t.ok(usable(lease, quota, sentAt + 86_400_000 - 1_000 - 3))
   t.notOk(usable(lease, quota, sentAt + 86_400_000 - 1_000 - 2), 'not past the period\'s end')
 })
+
+t.test('a lease\'s verdict, summed in place, is the one the rebuilt window gives, whatever the state and the time', async (t) => {
+  const b = perMinute(500)
+  if (b.kind !== 'sliding') throw new Error('sliding')
+  // A fixed seed: the same cases on every run.
+  let seed = 7
+  const random = (n: number) => (seed = (seed * 16807) % 2147483647) % n
+  for (let i = 0; i < 2000; i++) {
+    const slice = 1000
+    const before: Array<[number, number]> = []
+    for (let m = slice - 12; m < slice; m++) if (random(3) > 0) before.push([m, random(60)])
+    if (random(2) > 0) before.push([slice, random(40)])
+    const granted = 1 + random(20)
+    const units = random(granted + 1)
+    const lease = newLease(b, before, granted, units, slice * 6_000 + random(6_000), sentAt, sentAt)
+    const now = (slice + random(3)) * 6_000 + random(6_000)
+    const rebuilt = before.map(([m, c]): [number, number] => [m, m === slice ? c + granted - units : c])
+    if (!before.some(([m]) => m === slice)) rebuilt.push([slice, granted - units])
+    t.same(leaseVerdict(b, lease, now), verdict(b.policy, rebuilt.filter(([m]) => m >= Math.floor(now / 6_000) - 10), now), `case ${i}`)
+  }
+})

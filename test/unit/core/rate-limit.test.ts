@@ -7,7 +7,7 @@ const MINUTE = 60_000
 const perMinute = (limit: number, key = 'b'): Bucket => ({ kind: 'sliding', key, policy: { limit, windowMs: MINUTE } })
 
 /** Takes requests until one is refused; how many were allowed. */
-async function allowedUntilRefused(take: () => Promise<{ allowed: boolean }>, max = 10_000): Promise<number> {
+async function allowedUntilRefused(take: () => { allowed: boolean } | Promise<{ allowed: boolean }>, max = 10_000): Promise<number> {
   let n = 0
   while (n < max && (await take()).allowed) n++
   return n

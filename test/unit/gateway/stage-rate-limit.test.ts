@@ -24,14 +24,14 @@ function setup(over: Partial<RateLimitStageDeps> = {}) {
   return { clock, metrics, warnings, counted, stage }
 }
 
-async function run(outcome: Promise<RateLimitOutcome> | undefined, times = 1): Promise<RateLimitOutcome[]> {
+async function run(outcome: RateLimitOutcome | Promise<RateLimitOutcome> | undefined, times = 1): Promise<RateLimitOutcome[]> {
   const out: RateLimitOutcome[] = []
   for (let i = 0; i < times; i++) out.push((await outcome)!)
   return out
 }
 
 /** Asks `n` times; the codes (`ok` when admitted). */
-async function codes(ask: () => Promise<RateLimitOutcome> | undefined, n: number): Promise<string[]> {
+async function codes(ask: () => RateLimitOutcome | Promise<RateLimitOutcome> | undefined, n: number): Promise<string[]> {
   const out: string[] = []
   for (let i = 0; i < n; i++) {
     const o = await ask()
@@ -128,4 +128,40 @@ t.test('a failing counter lets requests through uncounted, counted by a metric, 
   await stage(route, principal(), () => 'a')
   t.equal(warnings.length, 2)
   t.match(warnings[1]!.fields, { failed_open: 5 }, 'the next line says how many passed since the last')
+})
+
+t.test('counted in-process, the outcome is synchronous: no promise on the request\'s path', async (t) => {
+  const { stage } = setup()
+  const route = routeWithDefaults({ name: 'r', prefix: '/r', upstream: 'u', rate_limit: { limit: 2, window_seconds: 60 } })
+  const outcome = stage(route, principal(), () => 'a')
+  t.notOk(outcome instanceof Promise)
+  t.same(outcome, { ok: true, headers: ['ratelimit-policy', '2;w=60', 'ratelimit', 'limit=2, remaining=1, reset=66'] })
+})
+
+t.test('a key\'s buckets are worked out once, yet a quota moves on to the next day at midnight', async (t) => {
+  const { stage, clock } = setup()
+  const key = principal({ limits: { rateLimit: { limit: 100, window_seconds: 60 }, quota: { daily: 2, monthly: 5 } } })
+  const route = routeWithDefaults({ name: 'r', prefix: '/r', upstream: 'u', rate_limit: { limit: 3, window_seconds: 60 } })
+  t.same(await codes(() => stage(route, key, () => 'a'), 3), ['ok', 'ok', 'RATE_LIMITED'])
+  const [refused] = await run(stage(route, key, () => 'a'))
+  t.match(refused, { ok: false, headers: { 'ratelimit-policy': '2;w=86400, 3;w=60, 100;w=60, 5;w=2678400' } }, 'the tightest bucket\'s policy first, then the others in order')
+  clock.advance(86_400_000)
+  t.same(await codes(() => stage(route, key, () => 'a'), 3), ['ok', 'ok', 'RATE_LIMITED'], 'a new day, a new daily quota')
+  clock.advance(86_400_000)
+  t.same(await codes(() => stage(route, key, () => 'a'), 2), ['ok', 'RATE_LIMITED'], 'the month\'s 5 spent')
+  const [month] = await run(stage(route, key, () => 'a'))
+  t.match(month, { ok: false, headers: { 'ratelimit-policy': '5;w=2678400, 3;w=60, 100;w=60, 2;w=86400' } })
+})
+
+t.test('a reloaded route, or a key whose limits changed, is counted under its new limits at once', async (t) => {
+  const { stage } = setup()
+  const before = routeWithDefaults({ name: 'r', prefix: '/r', upstream: 'u', rate_limit: { limit: 1, window_seconds: 60 } })
+  t.same(await codes(() => stage(before, principal(), () => 'a'), 2), ['ok', 'RATE_LIMITED'])
+  const reloaded = routeWithDefaults({ name: 'r', prefix: '/r', upstream: 'u', rate_limit: { limit: 3, window_seconds: 60 } })
+  t.same(await codes(() => stage(reloaded, principal(), () => 'a'), 3), ['ok', 'ok', 'RATE_LIMITED'], 'the same bucket, the new limit')
+  const open = routeWithDefaults({ name: 'o', prefix: '/o', upstream: 'u' })
+  const key = principal()
+  t.equal(stage(open, key, () => 'a'), undefined)
+  const limited = principal({ limits: { rateLimit: { limit: 1, window_seconds: 60 }, quota: null } })
+  t.same(await codes(() => stage(open, limited, () => 'a'), 2), ['ok', 'RATE_LIMITED'], 'the key\'s record changed: a new principal, a new plan')
 })
