@@ -46,11 +46,12 @@ function batchedStdout(): (line: string) => void {
   const flush = () => {
     scheduled = false
     if (used === 0) return
-    // The written bytes are handed over as they are (a pipe may keep them queued): the next lines go to a new buffer.
     const out = buf.subarray(0, used)
-    buf = Buffer.allocUnsafe(BATCH_BYTES)
     used = 0
     process.stdout.write(out)
+    // Written through (a file, a pipe or a terminal on Linux), the buffer is free again; still queued (an
+    // asynchronous pipe elsewhere), it is the stream's until then and the next lines go to a new one.
+    if (process.stdout.writableLength > 0) buf = Buffer.allocUnsafe(BATCH_BYTES)
   }
   process.once('exit', flush)
   return (line) => {
