@@ -31,27 +31,40 @@ export function scrub(text: string): string {
 }
 
 /**
- * The default destination: stdout, written once per event-loop turn. A busy gateway logs one access line per
- * request; one write per line was one system call per request. Lines still pending when the process exits are
- * written then (stdout to a file, a pipe or a terminal is synchronous on Linux).
+ * The default destination: stdout, written in batches: lines are encoded into a buffer as they come and the buffer is
+ * written at most every `FLUSH_MS` milliseconds (at once when the next line would not fit). A busy gateway logs one
+ * access line per request; one write per line was one system call per request, and one per event-loop turn still
+ * one for every few requests. Lines still pending when the process exits are written then (stdout to a file, a pipe
+ * or a terminal is synchronous on Linux).
  */
+export const FLUSH_MS = 10
+const BATCH_BYTES = 65536
 function batchedStdout(): (line: string) => void {
-  let pending = ''
+  let buf = Buffer.allocUnsafe(BATCH_BYTES)
+  let used = 0
   let scheduled = false
   const flush = () => {
     scheduled = false
-    if (!pending) return
-    const text = pending
-    pending = ''
-    process.stdout.write(text)
+    if (used === 0) return
+    const out = buf.subarray(0, used)
+    used = 0
+    process.stdout.write(out)
+    // Written through (a file, a pipe or a terminal on Linux), the buffer is free again; still queued (an
+    // asynchronous pipe elsewhere), it is the stream's until then and the next lines go to a new one.
+    if (process.stdout.writableLength > 0) buf = Buffer.allocUnsafe(BATCH_BYTES)
   }
   process.once('exit', flush)
   return (line) => {
-    pending += line + '\n'
-    if (pending.length > 65536) return flush()
+    // As UTF-8 a UTF-16 unit takes at most 3 bytes; the line feed one more.
+    if (used + line.length * 3 + 1 > BATCH_BYTES) {
+      flush()
+      if (line.length * 3 + 1 > BATCH_BYTES) return void process.stdout.write(line + '\n')
+    }
+    used += buf.write(line, used)
+    buf[used++] = 10
     if (!scheduled) {
       scheduled = true
-      setImmediate(flush)
+      setTimeout(flush, FLUSH_MS).unref()
     }
   }
 }
@@ -76,6 +89,16 @@ const valuePart = (v: LogFields[string]): string | undefined => {
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null'
   if (v === undefined) return undefined
   return JSON.stringify(v)
+}
+
+// A string value without any of these is written as it is, quoted: nothing to escape, nothing to mask.
+const NEEDS_CARE = /["\\\u0000-\u001f\ud800-\udfff]|sk_|eyJ|rt_/
+/** A value's JSON, scrubbed (what `scrub` does to it inside a line: a match never crosses the quotes around it). */
+export const scrubbedPart = (v: LogFields[string]): string | undefined => {
+  if (typeof v === 'string') return NEEDS_CARE.test(v) ? scrub(JSON.stringify(v)) : `"${v}"`
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null'
+  if (v === undefined) return undefined
+  return scrub(JSON.stringify(v))
 }
 
 let isoMs = 0
@@ -148,13 +171,25 @@ export function jsonLogger(options: { level: LogLevel; write?: (line: string) =>
       }
       const head = `","level":${JSON.stringify(level)},"msg":${valuePart(msg)}${baseJson}`
       const parts = keys.map((k) => `,${JSON.stringify(k)}:`)
+      // A secret's match never crosses a quote, so scrubbing each value's JSON is scrubbing the line; the fixed
+      // parts are checked once. Any of them with something to mask: the whole line is scrubbed, as `info` does.
+      if (scrub(head) !== head || parts.some((p) => scrub(p) !== p)) {
+        return (values) => {
+          let line = `{"time":"${isoNow()}${head}`
+          for (let i = 0; i < parts.length; i++) {
+            const v = valuePart(values[i])
+            if (v !== undefined) line += parts[i]! + v
+          }
+          write(scrub(line + '}'))
+        }
+      }
       return (values) => {
         let line = `{"time":"${isoNow()}${head}`
         for (let i = 0; i < parts.length; i++) {
-          const v = valuePart(values[i])
+          const v = scrubbedPart(values[i])
           if (v !== undefined) line += parts[i]! + v
         }
-        write(scrub(line + '}'))
+        write(line + '}')
       }
     }
     return { ...emitters, child: (f) => make({ ...base, ...f }), template }

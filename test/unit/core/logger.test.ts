@@ -1,7 +1,7 @@
 import t from 'tap'
 import { apiKeyFormat } from '../../../core/api-key-format.ts'
 import { manualClock } from '../../../core/clock.ts'
-import { jsonLogger, scrub } from '../../../core/logger.ts'
+import { jsonLogger, scrub, scrubbedPart } from '../../../core/logger.ts'
 import { tokenService } from '../../../core/tokens.ts'
 
 const tokens = tokenService({ secret: 'x'.repeat(32), issuer: 'keygate', audience: 'keygate', accessTtlSec: 900, refreshTtlSec: 3600, clock: manualClock() })
@@ -115,6 +115,28 @@ t.test('a template writes what info() writes for the same fields, undefined valu
   }
 })
 
+t.test('a template scrubs each value as the whole line would be scrubbed, wherever the secret stands', async (t) => {
+  const key = apiKeyFormat().generate().key
+  const { token: jwt } = tokens.issueAccess('user-1', 'session-1')
+  const { token: refresh } = tokens.newRefreshToken()
+  const values = [
+    key, `x${key}`, `${key}"`, `a\n${key}`, `\rt_${'a'.repeat(20)}`, `q\\sk_live_${'b'.repeat(12)}`, `${jwt}.${refresh}`,
+    `é\u2028${refresh}`, 'sk_live_ is the prefix', 'part_of_a_word_rt_abcdefghijklmnopqrstuvwx', 'eyJ alone', 'rt_short',
+    `\u0000${jwt}`, [key, 'ok'], '\ud800sk_test_abcdefghijkl', 'ordinary', 12, undefined,
+  ]
+  for (const [i, value] of values.entries()) t.equal(scrubbedPart(value), value === undefined ? undefined : scrub(JSON.stringify(value)), `value ${i}`)
+  // A secret in the base fields, or a field name shaped like one: the line is scrubbed whole.
+  for (const [base, keys] of [[{ service: key }, ['a', 'b']], [{}, [`sk_live_${'c'.repeat(10)}`, 'b']]] as const) {
+    const viaInfo: string[] = []
+    const viaTemplate: string[] = []
+    jsonLogger({ level: 'info', write: (l) => viaInfo.push(l), base }).info('request', { [keys[0]]: 'v', [keys[1]]: key })
+    jsonLogger({ level: 'info', write: (l) => viaTemplate.push(l), base }).template('info', 'request', keys)(['v', key])
+    const untimed = (l: string) => l.replace(/"time":"[^"]*"/, '"time":"T"')
+    t.same(viaTemplate.map(untimed), viaInfo.map(untimed), JSON.stringify(base))
+    t.notOk(viaTemplate[0]!.includes(key), 'no key in the output')
+  }
+})
+
 t.test('a template below the level writes nothing; a template naming a field twice is refused', async (t) => {
   const lines: string[] = []
   jsonLogger({ level: 'warn', write: (l) => lines.push(l) }).template('info', 'request', ['a'])(['x'])
@@ -132,4 +154,30 @@ t.test('the time of a line is the ISO 8601 of the moment it is written, to the m
     log.info('x')
     t.equal((JSON.parse(lines.at(-1)!) as { time: string }).time, new Date(at).toISOString())
   }
+})
+
+t.test('stdout gets every line once, whole and in order, batched, including one too long for a batch and those pending at exit', async (t) => {
+  const { execFileSync } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  const logger = fileURLToPath(new URL('../../../core/logger.ts', import.meta.url))
+  const script = `
+    import { jsonLogger } from ${JSON.stringify(logger)}
+    const log = jsonLogger({ level: 'info' })
+    const line = log.template('info', 'request', ['n', 'text'])
+    for (let i = 0; i < 2000; i++) line([i, 'é'.repeat(i % 40)])
+    log.info('long', { text: 'x'.repeat(100000) })
+    await new Promise((r) => setTimeout(r, 30))
+    for (let i = 2000; i < 2010; i++) line([i, 'after a pause'])
+    log.info('last')
+  `
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 1 << 24 })
+  const lines = out.split('\n')
+  t.equal(lines.pop(), '', 'ends with a line feed')
+  t.equal(lines.length, 2012)
+  const parsed = lines.map((l) => JSON.parse(l) as { msg: string; n?: number; text?: string })
+  t.same(parsed.slice(0, 2000).map((p) => p.n), Array.from({ length: 2000 }, (_, i) => i))
+  t.equal(parsed[1999]!.text, 'é'.repeat(1999 % 40))
+  t.equal(parsed[2000]!.text!.length, 100000)
+  t.same(parsed.slice(2001, 2011).map((p) => p.n), Array.from({ length: 10 }, (_, i) => 2000 + i))
+  t.equal(parsed[2011]!.msg, 'last')
 })
