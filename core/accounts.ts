@@ -73,12 +73,29 @@ export function accounts(deps: AccountDeps) {
    * Replaces a user's password hash, ends access as `options` say and audits it, in one transaction, then
    * publishes the invalidations. Password change, reset and a superuser's set-password all come through here.
    */
+  /** Sets the password, ends what `options` says, and records it, in the caller's transaction. */
+  async function replaceIn(tx: Queryable, announce: Announce, userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<Ended> {
+    await userStore.setPassword(tx, userId, newHash, now())
+    const ended = await endAllOf(tx, announce, userId, options.event.replace('.', '_'), { keepSessionId: options.keepSessionId ?? undefined, revokeKeys: options.revokeKeys })
+    await auditStore.record(tx, { event: options.event, actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
+    return ended
+  }
+
   async function replacePassword(userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<Ended> {
+    return publisher.commit((tx, announce) => replaceIn(tx, announce, userId, newHash, options, actor))
+  }
+
+  /**
+   * A password reset: `spend` spends the reset token and names its user (null: unknown, spent or expired), in
+   * the same transaction as the new password, so a reset that fails after it (the database gone mid-way) leaves
+   * the token usable. Every session of the user ends; API keys stay valid. @returns false when `spend` found none.
+   */
+  async function resetPassword(spend: (tx: Queryable) => Promise<string | null>, newHash: string, actor: Actor): Promise<boolean> {
     return publisher.commit(async (tx, announce) => {
-      await userStore.setPassword(tx, userId, newHash, now())
-      const ended = await endAllOf(tx, announce, userId, options.event.replace('.', '_'), { keepSessionId: options.keepSessionId ?? undefined, revokeKeys: options.revokeKeys })
-      await auditStore.record(tx, { event: options.event, actorUserId: actor.userId ?? userId, subjectUserId: userId, clientAddress: actor.address, detail: ended }, now())
-      return ended
+      const userId = await spend(tx)
+      if (!userId) return false
+      await replaceIn(tx, announce, userId, newHash, { keepSessionId: null, revokeKeys: false, event: 'password.reset' }, actor)
+      return true
     })
   }
 
@@ -180,6 +197,7 @@ export function accounts(deps: AccountDeps) {
     },
 
     replacePassword,
+    resetPassword,
 
     /**
      * Deactivates (every session and key of the user ends, everywhere) or reactivates a user.

@@ -13,7 +13,7 @@ export interface PasswordResetDeps {
   db: Db
   clock: Clock
   hasher: PasswordHasher
-  accounts: Pick<Accounts, 'replacePassword'>
+  accounts: Pick<Accounts, 'resetPassword'>
   mailer: Mailer
   logger: Logger
   /** Lifetime of a reset token, ms (15 minutes). */
@@ -60,10 +60,8 @@ export function passwordResets(deps: PasswordResetDeps) {
       // Checked before hashing (an unknown token costs no scrypt), spent after it (a busy hasher spends no token).
       if (!(await resetTokenStore.usable(db, tokenHash, now()))) return false
       const newHash = await deps.hasher.hash(newPassword)
-      const userId = await resetTokenStore.spend(db, tokenHash, now())
-      if (!userId) return false
-      await deps.accounts.replacePassword(userId, newHash, { keepSessionId: null, revokeKeys: false, event: 'password.reset' }, actor)
-      return true
+      // Spent in the new password's transaction: a confirm that fails on the way leaves the token as it was.
+      return deps.accounts.resetPassword((tx) => resetTokenStore.spend(tx, tokenHash, now()), newHash, actor)
     },
   }
 }

@@ -56,6 +56,36 @@ t.test('password reset by mail: a hashed, single-use, 15-minute token that ends 
   t.same(kg.logs.filter((l) => l.includes(token.slice(4)) || l.includes(late.slice(4))), [], 'no token reaches a log line')
 })
 
+t.test('a reset that fails on the way (the password write refused) spends nothing: the same token works afterwards', async (t) => {
+  const mail = await mailbox()
+  const kg = await keygateOnPostgres('reset_fault', { KEYGATE_SMTP_URL: mail.url, KEYGATE_MAIL_FROM: 'keygate@example.com' })
+  t.teardown(async () => { await kg.close(); await kg.db.drop(); await mail.close() })
+  const admin = (await call(kg.url, 'POST', `${API}/login`, { body: BOOTSTRAP })).json.access_token as string
+  const tess = { username: 'tess', email: 'tess@example.com', password: 'tess first password' }
+  t.equal((await call(kg.url, 'POST', `${API}/users`, { token: admin, body: tess })).status, 201)
+  await call(kg.url, 'POST', `${API}/password-reset/request?email=tess%40example.com`)
+  const token = resetTokenIn(await mail.nextTo('tess@example.com'))
+  const reset = (password: string) => call(kg.url, 'POST', `${API}/password-reset/confirm?token=${encodeURIComponent(token)}&new_password=${encodeURIComponent(password)}`)
+
+  // The password write fails as a statement cut by the statement timeout does (SQLSTATE 57014), after the token
+  // was found usable and spent in the same transaction.
+  const db = new pg.Client({ connectionString: kg.db.url })
+  await db.connect()
+  t.teardown(() => db.end())
+  const s = kg.db.schema
+  await db.query(`CREATE FUNCTION ${s}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = 'query_canceled'; END $$`)
+  await db.query(`CREATE TRIGGER refuse BEFORE UPDATE OF password_hash ON ${s}.users FOR EACH ROW EXECUTE FUNCTION ${s}.refuse()`)
+  const failed = await reset('tess second password')
+  t.same([failed.status, failed.json.code], [503, 'DATABASE_UNAVAILABLE'])
+  t.same((await db.query(`SELECT used_at FROM ${s}.password_reset_tokens`)).rows, [{ used_at: null }], 'the token is not spent')
+  t.equal((await call(kg.url, 'POST', `${API}/login`, { body: tess })).status, 200, 'the old password still works')
+
+  await db.query(`DROP TRIGGER refuse ON ${s}.users`)
+  t.equal((await reset('tess second password')).status, 200, 'the same token resets the password once the database takes it')
+  t.equal((await call(kg.url, 'POST', `${API}/login`, { body: { ...tess, password: 'tess second password' } })).status, 200)
+  t.equal((await reset('tess third password')).json.code, 'RESET_TOKEN_INVALID', 'and then it is spent')
+})
+
 t.test('a superuser sets a password with PATCH /users/{id}: that user\'s sessions end, keys stay', async (t) => {
   const kg = await keygateOnPostgres('set_password')
   t.teardown(async () => { await kg.close(); await kg.db.drop() })
