@@ -4,6 +4,10 @@ import { BOOTSTRAP, call, keygateOnPglite } from '../helpers/keygate.ts'
 import { leakedSecrets } from '../helpers/raw-http.ts'
 import { echoRouteFile, echoServer } from '../helpers/upstreams.ts'
 
+// This file sends thousands of requests through gateways it starts: 25-45 s alone on two cores, up to two
+// minutes while the suite's other files share them, so its own limit is longer than the suite's 120 s.
+t.setTimeout(300_000)
+
 /**
  * Attacks on the rate limits: spending a victim key's budget without holding the key, raising one's own limit
  * above the route's, and escaping a per-address budget with forged forwarding headers.

@@ -7,6 +7,10 @@ import { call, keygateOnPostgres } from '../../helpers/keygate.ts'
 import { testSchema } from '../../helpers/postgres.ts'
 import { testRedisPrefix } from '../../helpers/redis.ts'
 
+// This file runs the CLI through tsx a dozen times: 25-45 s alone on two cores, up to two
+// minutes while the suite's other files share them, so its own limit is longer than the suite's 120 s.
+t.setTimeout(300_000)
+
 /** Revocations by the CLI reach a running gateway over the transport `transport` sets up (LISTEN/NOTIFY or Redis). */
 async function revokedByCli(t: Test, transport: Record<string, string>) {
   const schema = await testSchema('cli')
