@@ -108,6 +108,21 @@ process.stderr.write(${JSON.stringify(GC_READY + '\n')})
 `
 
 /**
+ * A log line is judged by its fields (a fuzzed path in an access line may spell "fatal"); anything else the
+ * process writes (Node's own report of an uncaught exception, a stack) by its words.
+ */
+function alarming(line: string): boolean {
+  if (!/uncaught|unhandled|fatal|"level":"error"|^\s+at /i.test(line)) return false
+  if (!line.startsWith('{')) return true
+  try {
+    const entry = JSON.parse(line) as { level?: unknown; msg?: unknown }
+    return entry.level === 'error' || entry.level === 'fatal' || /uncaught|unhandled/i.test(String(entry.msg))
+  } catch {
+    return true
+  }
+}
+
+/**
  * Reads the gateway's output as it arrives and empties the array spawnKeygate fills (100k access lines would
  * otherwise pile up in the test process): lines naming an uncaught exception, a fatal or error level are kept,
  * and so is any occurrence of the real credentials.
@@ -126,7 +141,7 @@ class OutputWatch {
     this.lines += lines.length
     for (const line of lines) {
       if (line.includes(GC_DONE)) this.collections++
-      if (/uncaught|unhandled|fatal|"level":"error"|^\s+at /i.test(line) && this.alarms.length < 50) this.alarms.push(line.slice(0, 2000))
+      if (alarming(line) && this.alarms.length < 50) this.alarms.push(line.slice(0, 2000))
     }
     for (const s of leakedSecrets(lines, this.secrets)) this.leaked.add(s)
   }
