@@ -70,10 +70,10 @@ export function accounts(deps: AccountDeps) {
   }
 
   /**
-   * Replaces a user's password hash, ends access as `options` say and audits it, in one transaction, then
-   * publishes the invalidations. Password change, reset and a superuser's set-password all come through here.
+   * Replaces a user's password hash, ends access as `options` say and audits it, in the caller's transaction
+   * (whose commit publishes the invalidations). Password change, reset and a superuser's set-password all come
+   * through here.
    */
-  /** Sets the password, ends what `options` says, and records it, in the caller's transaction. */
   async function replaceIn(tx: Queryable, announce: Announce, userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<Ended> {
     await userStore.setPassword(tx, userId, newHash, now())
     const ended = await endAllOf(tx, announce, userId, options.event.replace('.', '_'), { keepSessionId: options.keepSessionId ?? undefined, revokeKeys: options.revokeKeys })
@@ -81,6 +81,7 @@ export function accounts(deps: AccountDeps) {
     return ended
   }
 
+  /** `replaceIn` in a transaction of its own. */
   async function replacePassword(userId: string, newHash: string, options: ReplacePasswordOptions, actor: Actor): Promise<Ended> {
     return publisher.commit((tx, announce) => replaceIn(tx, announce, userId, newHash, options, actor))
   }
