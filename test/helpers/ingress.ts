@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,7 +126,12 @@ export async function startCaddyForwardAuth(keygate: string, app: string): Promi
   const dir = workDir('caddy')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const child = spawn(bin, ['run', '--adapter', 'caddyfile', '--config', join(ROOT, 'deploy/Caddyfile.forward-auth')], {
+  // The shipped file as it is, copied where nobody can read it: the checkout may sit in a directory only its
+  // owner can enter (a clone into `mktemp -d`).
+  const caddyfile = join(dir, 'Caddyfile')
+  copyFileSync(join(ROOT, 'deploy/Caddyfile.forward-auth'), caddyfile)
+  if (process.getuid?.() === 0) chownSync(caddyfile, NOBODY, NOBODY)
+  const child = spawn(bin, ['run', '--adapter', 'caddyfile', '--config', caddyfile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...unprivileged(),
     cwd: dir,
