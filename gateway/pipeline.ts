@@ -80,6 +80,11 @@ function deny(req: IncomingMessage, res: ServerResponse, requestId: string, code
   return code
 }
 
+/** `deny` after admission: the answer carries the route's rate-limit headers (`[name, value, …]`) as well. */
+function denyLimited(req: IncomingMessage, res: ServerResponse, requestId: string, code: ErrorCode, limited: readonly string[] | undefined): ErrorCode {
+  return deny(req, res, requestId, code, limited && headerRecord(limited))
+}
+
 /** The access line's fields, in the order it has always written them (log pipelines may read them by position). */
 const ACCESS_FIELDS = [
   'request_id', 'trace_id', 'route', 'method', 'path', 'status', 'duration_ms', 'upstream_ms', 'upstream', 'client', 'user_agent',
@@ -144,7 +149,7 @@ export function createPipeline(deps: PipelineDeps) {
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
-        failure = deny(req, res, requestId, body.code, limited && headerRecord(limited))
+        failure = denyLimited(req, res, requestId, body.code, limited)
         return
       }
       let upload = body.body
@@ -160,7 +165,7 @@ export function createPipeline(deps: PipelineDeps) {
           // What is left of a slow body is not waited for: the connection closes after the answer.
           res.shouldKeepAlive = false
           res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-          failure = deny(req, res, requestId, read.code, limited && headerRecord(limited))
+          failure = denyLimited(req, res, requestId, read.code, limited)
           return
         }
         upload = read.body
@@ -215,7 +220,7 @@ export function createPipeline(deps: PipelineDeps) {
       series.upstreamDuration.observe(outcome.upstreamMs / 1000)
       if (!outcome.ok) {
         if (body.exceeded()) {
-          failure = deny(req, res, requestId, 'BODY_TOO_LARGE', limited && headerRecord(limited))
+          failure = denyLimited(req, res, requestId, 'BODY_TOO_LARGE', limited)
           return
         }
         metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
@@ -223,7 +228,7 @@ export function createPipeline(deps: PipelineDeps) {
           cause = outcome.failure.cause
           causeDetail = outcome.failure.detail
           metrics.upstreamFailures.inc({ route: routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(cause) })
-          failure = deny(req, res, requestId, outcome.code, limited && headerRecord(limited))
+          failure = denyLimited(req, res, requestId, outcome.code, limited)
         }
       }
     } catch (err) {
