@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { apiKeyFormat } from '../core/api-key-format.ts'
@@ -10,6 +11,17 @@ import { userStore } from '../core/user-store.ts'
 /** What the gateway benchmark needs besides the gateways: the local PostgreSQL and Redis, a user, credentials. */
 
 export const BENCH_USER = { username: 'bench', password: 'bench password' }
+
+/**
+ * The settings every benchmarked Keygate shares, its route file written into `dir`: the admin API, `/bench` on
+ * the bench's upstream, and `/limited` on the same upstream with a route rate limit never reached (what counting
+ * costs), the bench user created on first start.
+ */
+export function benchGatewayEnv(dir: string, upstreamOrigin: string): Record<string, string> {
+  const config = join(dir, 'keygate.yaml')
+  writeFileSync(config, `upstreams:\n  admin: { url: "internal:admin" }\n  bench: { url: "${upstreamOrigin}" }\nroutes:\n  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }\n  - { name: auth, prefix: /api/v1/auth, upstream: admin }\n  - { name: bench, prefix: /bench, upstream: bench }\n  - { name: bench-limited, prefix: /limited, upstream: bench, rate_limit: { limit: 1000000, window_seconds: 60 } }\n`)
+  return { KEYGATE_CONFIG: config, KEYGATE_BOOTSTRAP_USERNAME: BENCH_USER.username, KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: BENCH_USER.password, KEYGATE_ACCESS_TOKEN_TTL: '3600', KEYGATE_MAX_KEYS_PER_USER: '10' }
+}
 
 /** A schema of its own on the local PostgreSQL and a Redis key prefix, or why they cannot be had. */
 export async function sharedStores(databaseUrl: string, redisUrl: string): Promise<{ schema: string; prefix: string; drop(): Promise<void> } | { skipped: string }> {

@@ -22,9 +22,10 @@ export interface BenchKeygate {
  * @param env settings on top of the bench defaults (PORT is chosen here)
  * @param nodeArgs extra arguments for node, such as `--cpu-prof` (BENCH_NODE_ARGS)
  * @param cwd the checkout to run (BENCH_COMPARE_DIR runs another one beside this one)
- * @param node the Node binary (the Node 24 section runs another one)
+ * @param node the Node binary (the Node 24 section runs another one; bench/instructions.ts, node under valgrind)
+ * @param startMs how long it may take to listen
  */
-export async function startBenchKeygate(name: string, dir: string, env: Record<string, string>, nodeArgs: readonly string[] = [], cwd = process.cwd(), node = process.execPath): Promise<BenchKeygate> {
+export async function startBenchKeygate(name: string, dir: string, env: Record<string, string>, nodeArgs: readonly string[] = [], cwd = process.cwd(), node = process.execPath, startMs = 60_000): Promise<BenchKeygate> {
   const port = await freePort()
   const log = join(dir, `${name}.log`)
   const out = openSync(log, 'w')
@@ -46,7 +47,7 @@ export async function startBenchKeygate(name: string, dir: string, env: Record<s
     await waitFor(`keygate "${name}" listening`, async () => {
       const listening = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"msg":"keygate listening"')).length
       return listening >= workers && (await fetch(`${url}/healthz`)).ok
-    }, () => exited)
+    }, () => exited, startMs)
   } catch (e) {
     child.kill('SIGKILL')
     throw new Error(`keygate "${name}" did not start: ${(e as Error).message}\n${readFileSync(join(dir, `${name}.err`), 'utf8')}`)

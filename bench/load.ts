@@ -10,16 +10,18 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /**
  * A closed-loop load generator: `connections` keep-alive connections, each sending its next request as soon
- * as the previous answer arrived, for `durationMs`. Any status other than `expect` counts as an error.
+ * as the previous answer arrived, for `durationMs`, or until `requests` were sent. Any status other than
+ * `expect` counts as an error.
  */
-export async function load(options: { origin: string; path: string; headers?: (i: number) => Record<string, string>; connections: number; durationMs: number; expect?: number }): Promise<LoadResult> {
+export async function load(options: { origin: string; path: string; headers?: (i: number) => Record<string, string>; connections: number; durationMs: number; requests?: number; expect?: number }): Promise<LoadResult> {
   const pool = new Pool(options.origin, { connections: options.connections, pipelining: 1 })
   const latencies: number[] = []
   let errors = 0
   let n = 0
   const end = performance.now() + options.durationMs
+  const count = options.requests ?? Infinity
   async function worker() {
-    while (performance.now() < end) {
+    while (n < count && performance.now() < end) {
       const i = n++
       const started = performance.now()
       try {

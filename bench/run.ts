@@ -1,11 +1,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startChildProxy } from './child-proxy.ts'
-import { accessTokenSecret, BENCH_USER, credentials, deleteRedisKeys, keyPool, sharedStores } from './fixtures.ts'
+import { accessTokenSecret, benchGatewayEnv, credentials, deleteRedisKeys, keyPool, sharedStores } from './fixtures.ts'
 import { startBenchKeygate } from './keygate-process.ts'
 import { startNginx } from './nginx.ts'
 import { startNginxForwardAuth } from './nginx-forward-auth.ts'
@@ -13,6 +11,7 @@ import { node24 } from './node-runtime.ts'
 import { median, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
 import { stackEnv } from './stack-settings.ts'
 import { endedChildrenCpuMs, treeCpuMs, treeRss } from './system.ts'
+import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
 /**
@@ -46,8 +45,6 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 const compareDir = process.env.BENCH_COMPARE_DIR
 const cores = cpus().length
-// 181 bytes of JSON.
-const body = JSON.stringify({ id: 'c1', title: 'hello', items: Array.from({ length: 8 }, (_, i) => ({ n: i, ok: true })) })
 
 const wanted = (id: string) => !only || only.has(id)
 const version = (pkg: string) => (createRequire(import.meta.url)(`${pkg}/package.json`) as { version: string }).version
@@ -64,17 +61,10 @@ const STACK_JWT = 'JWT (HS256 checked on every request; no revocation before exp
 interface Runtime { node: string; version: string; tag: string; first: boolean }
 
 async function main() {
-  const upstream = createServer((req, res) => {
-    req.resume()
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
-  })
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
-  const upstreamOrigin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+  const upstream = await startUpstream()
+  const upstreamOrigin = upstream.origin
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-'))
-  const config = join(dir, 'keygate.yaml')
-  writeFileSync(config, `upstreams:\n  admin: { url: "internal:admin" }\n  bench: { url: "${upstreamOrigin}" }\nroutes:\n  - { name: login, prefix: /api/v1/auth/login, methods: [POST], upstream: admin, auth: public }\n  - { name: auth, prefix: /api/v1/auth, upstream: admin }\n  - { name: bench, prefix: /bench, upstream: bench }\n  - { name: bench-limited, prefix: /limited, upstream: bench, rate_limit: { limit: 1000000, window_seconds: 60 } }\n`)
-  const common = { KEYGATE_CONFIG: config, KEYGATE_BOOTSTRAP_USERNAME: BENCH_USER.username, KEYGATE_BOOTSTRAP_EMAIL: 'bench@example.com', KEYGATE_BOOTSTRAP_PASSWORD: BENCH_USER.password, KEYGATE_ACCESS_TOKEN_TTL: '3600', KEYGATE_MAX_KEYS_PER_USER: '10' }
+  const common = benchGatewayEnv(dir, upstreamOrigin)
 
   const notes: string[] = []
   const runtimes: Runtime[] = [{ node: process.execPath, version: process.version, tag: '', first: true }]
