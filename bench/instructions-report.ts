@@ -22,13 +22,21 @@ export function median(xs: readonly number[]): number {
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN)
 
+/** Instructions per request of each round, every thread. */
+const totals = (m: IrMeasured) => m.main.map((x, i) => x + (m.other[i] ?? 0))
+
 /**
- * Instructions per request over every round, every thread: the mean of the rounds (each has as many requests).
- * A collection of the old generation costs hundreds of millions of instructions and falls in whichever round
- * crosses its threshold, so the mean, not the median, carries each path's share of it.
+ * A path's figure: instructions per request over every thread, its median round. The early rounds still carry
+ * V8's optimising compiler on its own threads, and an old-generation collection (hundreds of millions of
+ * instructions) falls in whichever round crosses its threshold: the median is the steady request, the mean of the
+ * rounds (shown beside it) the same with those.
  */
 export function allThreads(m: IrMeasured): number {
-  return mean(m.main.map((x, i) => x + (m.other[i] ?? 0)))
+  return median(totals(m))
+}
+
+export function allThreadsMean(m: IrMeasured): number {
+  return mean(totals(m))
 }
 
 /** The markdown of the run: the table, then the lines of issues 16 and 18 that it checks. */
@@ -36,22 +44,22 @@ export function irReport(rows: readonly IrRow[], measured: ReadonlyMap<string, I
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
   const signed = (n: number, text: string) => `${n >= 0 ? '+' : ''}${text}`
   const base = measured.get('apikey')
-  // µs per instruction, natively, on the API-key row: its CPU time (user + system) per request ÷ its instructions.
+  // µs per instruction, natively, on the API-key row: its CPU time (user + system) per request ÷ its instructions (median round).
   const scale = base && base.main.length && base.cpuUs.length ? median(base.cpuUs) / allThreads(base) : undefined
   const lines = [
     `Keygate instructions per request, ${date.toISOString()}`,
     '',
     `Machine: ${s.machine}; Node ${s.node}. Counted: valgrind --tool=callgrind, every thread of the proxy's process, ${s.rounds} interleaved rounds of ${s.requests} requests ` +
       `over ${s.connections} keep-alive connections, after ${s.warmup} warm-up requests per path and each just after ${s.rewarm} uncounted ones; user-space instructions only ` +
-      '(the kernel\'s side of each request is not counted). All threads: the mean of the rounds (an old-generation collection falls in one round and is a cost of the path). ' +
-      'Main thread: where the JavaScript runs; its median round. ' +
+      '(the kernel\'s side of each request is not counted). All threads: the median round, then the mean of the rounds (which also carries the optimising compiler\'s work of the first rounds and any old-generation collection, in whichever round it fell). ' +
+      'Main thread: where the JavaScript runs; other threads: V8\'s compiler and GC helpers, libuv\'s pool. ' +
       `Native: ${s.generator}, 50 connections, ${s.rounds} rounds × ${s.seconds} s: CPU time (user + system) of the proxy per request, and the kernel's counts of its system calls, ` +
       'context switches and page faults per request (perf stat, software events; medians). ' +
       'Δ µs: the difference in all-thread instructions from the API-key row at that row\'s native rate (CPU µs per request ÷ instructions per request), kernel time included, so on the high side. ' +
       'Reproduce: `npm run bench:instructions`.',
     '',
-    '| path | instructions / request, all threads | main thread (median; rounds) | other threads (mean) | Δ vs API key | Δ µs (estimate) | native CPU µs / request (median; rounds) | native req/s | system calls / request | context switches / request | page faults / request | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| path | instructions / request, all threads (median) | all threads (mean) | main thread (median; rounds) | other threads (median; rounds) | Δ vs API key | Δ µs (estimate) | native CPU µs / request (median; rounds) | native req/s | system calls / request | context switches / request | page faults / request | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const row of rows) {
     const m = measured.get(row.id)
@@ -62,15 +70,15 @@ export function irReport(rows: readonly IrRow[], measured: ReadonlyMap<string, I
     const deltaText = delta === undefined ? '–' : signed(delta, `${fmt(delta)} (${((delta / allThreads(base!)) * 100).toFixed(1)} %)`)
     const us = delta === undefined || scale === undefined ? '–' : signed(delta, (delta * scale).toFixed(1))
     const native = m.cpuUs.length ? `${median(m.cpuUs).toFixed(0)} (${m.cpuUs.map((x) => x.toFixed(0)).join(', ')})` : '–'
-    lines.push(`| ${row.name} | ${fmt(all)} | ${fmt(median(m.main))} (${m.main.map(fmt).join(', ')}) | ${fmt(mean(m.other))} | ${deltaText} | ${us} | ${native} | ${m.rps.length ? fmt(median(m.rps)) : '–'} | ${kernel('raw_syscalls:sys_enter')} | ${kernel('context-switches')} | ${kernel('page-faults')} | ${m.errors} |`)
+    lines.push(`| ${row.name} | ${fmt(all)} | ${fmt(allThreadsMean(m))} | ${fmt(median(m.main))} (${m.main.map(fmt).join(', ')}) | ${fmt(median(m.other))} (${m.other.map(fmt).join(', ')}) | ${deltaText} | ${us} | ${native} | ${m.rps.length ? fmt(median(m.rps)) : '–'} | ${kernel('raw_syscalls:sys_enter')} | ${kernel('context-switches')} | ${kernel('page-faults')} | ${m.errors} |`)
   }
   lines.push('')
   const limited = measured.get('apikey-limited')
   const jwt = measured.get('jwt')
   if (base && limited && scale !== undefined) {
     const d = allThreads(limited) - allThreads(base)
-    const main = median(limited.main) - median(base.main)
-    lines.push(`- Issue 18, a route rate limit costs ≤ 10 µs more CPU per request: ${(d * scale).toFixed(1)} µs (${signed(d, fmt(d))} instructions, all threads; main thread ${signed(main, fmt(main))}) — ${d * scale <= 10 ? 'met' : '**not met**'}.`)
+    const dMean = allThreadsMean(limited) - allThreadsMean(base)
+    lines.push(`- Issue 18, a route rate limit costs ≤ 10 µs more CPU per request: ${(d * scale).toFixed(1)} µs (${signed(d, fmt(d))} instructions, all threads, median rounds; of the means: ${signed(dMean, fmt(dMean))}, ${(dMean * scale).toFixed(1)} µs) — ${d * scale <= 10 ? 'met' : '**not met**'}.`)
   }
   if (base && jwt) {
     const r = allThreads(jwt) / allThreads(base) - 1
