@@ -1,15 +1,16 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import t from 'tap'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
+import { ROOT } from '../../scripts/entry-points.ts'
 import { remoteKeySource, verifyIdentity } from '@keygate/verify'
+import { compiledArgs } from '../helpers/compiled.ts'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { close, listen, routeFile } from '../helpers/upstreams.ts'
 
 function rotate(env: Record<string, string>): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...entryArgs('cli'), 'signing-keys', 'rotate'], { cwd: ROOT, env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [...compiledArgs('cli'), 'signing-keys', 'rotate'], { cwd: ROOT, env: { ...process.env, ...env } })
     let out = ''
     child.stdout.on('data', (d) => { out += d })
     child.stderr.on('data', (d) => { out += d })
@@ -17,7 +18,7 @@ function rotate(env: Record<string, string>): Promise<{ code: number; out: strin
   })
 }
 
-// Long enough that a CLI run (tsx start, migrations check) on a loaded machine ends well inside it.
+// Long enough that a CLI run (process start, migrations check) on a loaded machine ends well inside it.
 const LEAD_SEC = 12
 
 t.test('requests keep flowing while the signing key rotates twice, and no upstream rejects a valid identity', async (t) => {
