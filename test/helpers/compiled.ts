@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { entryArgs, ROOT, type EntryName } from '../../scripts/entry-points.ts'
@@ -38,13 +38,15 @@ function locked(fn: () => void): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
     let holder = 0
+    let age = 0
     try {
       holder = Number(readFileSync(LOCK, 'utf8'))
+      age = Date.now() - statSync(LOCK).mtimeMs
     } catch {
       continue
     }
-    // An empty file is a lock being written: its holder is alive.
-    if (holder > 0 && !alive(holder)) rmSync(LOCK, { force: true })
+    // An empty file is a lock being written (its holder is alive), unless it has been empty for seconds.
+    if (holder > 0 ? !alive(holder) : age > 10_000) rmSync(LOCK, { force: true })
     else pause(100)
   }
   try {
