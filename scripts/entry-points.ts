@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url'
  * Every process Keygate ships, named once, and the two ways to run one:
  *
  * - `compiled` (production): `node dist/gateway/main.js`, the output of `npm run build`. `npm start`,
- *   `npm run admin-api`, `npm run keygate`, the demos, `npm run fleet`, the Dockerfile, docker-compose.yml and
- *   deploy/kubernetes run this.
- * - `source` (development and tests): `node --import tsx gateway/main.ts`, the TypeScript as it is, through tsx
- *   (a dev dependency). `npm run dev` and the tests' process helpers run this.
+ *   `npm run admin-api`, `npm run keygate`, the demos, `npm run fleet`, the Dockerfile, docker-compose.yml,
+ *   deploy/kubernetes and the tests' process helpers (test/helpers/compiled.ts) run this.
+ * - `source` (development): `node --import tsx gateway/main.ts`, the TypeScript as it is, through tsx (a dev
+ *   dependency). `npm run dev` runs this.
  *
  * Paths are relative to the repository root (`ROOT`), the working directory every process expects (the route
  * file `config/keygate.yaml` is found from there). `test/docs/compose.test.ts` and `test/docs/kubernetes.test.ts`

@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import type { Clock } from '../../core/clock.ts'
 import { startKeygate, type RunningKeygate } from '../../gateway/main.ts'
 import { openApiValidator } from './openapi-validator.ts'
+import { freshPgliteDir } from './pglite-template.ts'
 import { testSchema, type TestSchema } from './postgres.ts'
 
 export interface TestKeygate extends RunningKeygate {
@@ -30,9 +29,12 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
   }
 }
 
-/** A Keygate on the embedded database in a fresh temporary directory (or `dataDir`). */
+/**
+ * A Keygate on the embedded database in a fresh temporary directory (holding a copy of an initdb'd cluster:
+ * pglite-template.ts), or in `dataDir` as it is.
+ */
 export async function keygateOnPglite(extra: Record<string, string> = {}, dataDir?: string): Promise<TestKeygate & { dataDir: string; removeData(): void }> {
-  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'keygate-test-'))
+  const dir = dataDir ?? (await freshPgliteDir())
   const logs: string[] = []
   const kg = await startKeygate(testEnv({ KEYGATE_DATA_DIR: dir, ...extra }), { write: (l) => logs.push(l) })
   return Object.assign(kg, { logs, dataDir: dir, removeData: () => rmSync(dir, { recursive: true, force: true }) })

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
+import { ROOT } from '../../scripts/entry-points.ts'
+import { compiledArgs } from './compiled.ts'
 import { testEnv } from './keygate.ts'
 
 export interface KeygateProcess {
@@ -10,9 +11,9 @@ export interface KeygateProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Starts the gateway's entry point (scripts/entry-points.ts, from the sources) as its own OS process and waits until it listens (its info log says where). */
+/** Starts the gateway's entry point (scripts/entry-points.ts, compiled: test/helpers/compiled.ts) as its own OS process and waits until it listens (its info log says where). */
 export function spawnKeygate(env: Record<string, string>, timeoutMs = 30_000): Promise<KeygateProcess> {
-  const child: ChildProcess = spawn(process.execPath, entryArgs('gateway'), {
+  const child: ChildProcess = spawn(process.execPath, compiledArgs('gateway'), {
     cwd: ROOT,
     env: { ...process.env, ...testEnv({ ...env, LOG_LEVEL: 'info' }) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import t from 'tap'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
+import { ROOT } from '../../scripts/entry-points.ts'
+import { compiledArgs } from '../helpers/compiled.ts'
 import { BOOTSTRAP, call, testEnv, refusedWithin } from '../helpers/keygate.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testSchema } from '../helpers/postgres.ts'
@@ -32,7 +33,7 @@ t.test('npm run fleet: two gateways, the admin API and the demos as separate pro
   const redis = await testRedisPrefix('fleet')
   const [g1, g2, admin, conversations, documents] = await Promise.all(Array.from({ length: 5 }, freePort))
   // Its own process group, so that whatever happens the test can take every process of the fleet down.
-  const fleet = spawn(process.execPath, [...entryArgs('fleet'), '--gateways', `${g1},${g2}`, '--admin', String(admin), '--conversations', String(conversations), '--documents', String(documents)], {
+  const fleet = spawn(process.execPath, [...compiledArgs('fleet'), '--gateways', `${g1},${g2}`, '--admin', String(admin), '--conversations', String(conversations), '--documents', String(documents)], {
     env: { ...process.env, ...testEnv({ PORT: '', METRICS_PORT: '', DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema, REDIS_URL: redis.url, KEYGATE_REDIS_PREFIX: redis.prefix, LOG_LEVEL: 'info' }) },
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

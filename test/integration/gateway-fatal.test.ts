@@ -4,12 +4,13 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
+import { ROOT } from '../../scripts/entry-points.ts'
+import { compiledArgs } from '../helpers/compiled.ts'
 import { testEnv } from '../helpers/keygate.ts'
 
 /** Runs the gateway's entry point to its exit; its code and what it wrote. */
 function run(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, entryArgs('gateway'), { cwd: ROOT, env: { ...process.env, ...testEnv({ LOG_LEVEL: 'info', ...env }) }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, compiledArgs('gateway'), { cwd: ROOT, env: { ...process.env, ...testEnv({ LOG_LEVEL: 'info', ...env }) }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -37,9 +37,9 @@ t.test('KEYGATE_WORKERS=2 runs two gateway processes on one port, sums their met
   let stopped = false
   t.teardown(async () => { if (!stopped) await kg.stop('SIGKILL'); await schema.drop() })
   await until('both workers', () => listening(kg.output) >= 2)
-  // The primary's children that run the gateway (not, say, the TypeScript loader's esbuild service).
+  // The primary's children that run the gateway (spawnKeygate starts it compiled), and no other child it may have.
   const workers = () => execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(kg.pid)], { encoding: 'utf8' }).split('\n')
-    .filter((line) => line.includes(runnableFile(ENTRY_POINTS.gateway.file))).map((line) => Number(line.trim().split(/\s+/)[0]))
+    .filter((line) => line.includes(runnableFile(ENTRY_POINTS.gateway.file, 'compiled'))).map((line) => Number(line.trim().split(/\s+/)[0]))
   t.equal(workers().length, 2, 'the primary has two worker processes')
 
   const key = (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token, body: { name: 'w' } })).json.api_key

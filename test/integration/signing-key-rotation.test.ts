@@ -1,15 +1,16 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:http'
 import t from 'tap'
-import { entryArgs, ROOT } from '../../scripts/entry-points.ts'
+import { ROOT } from '../../scripts/entry-points.ts'
 import { remoteKeySource, verifyIdentity } from '@keygate/verify'
+import { compiledArgs } from '../helpers/compiled.ts'
 import { BOOTSTRAP, call, keygateOnPostgres } from '../helpers/keygate.ts'
 import { testSchema } from '../helpers/postgres.ts'
 import { close, listen, routeFile } from '../helpers/upstreams.ts'
 
 function rotate(env: Record<string, string>): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...entryArgs('cli'), 'signing-keys', 'rotate'], { cwd: ROOT, env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [...compiledArgs('cli'), 'signing-keys', 'rotate'], { cwd: ROOT, env: { ...process.env, ...env } })
     let out = ''
     child.stdout.on('data', (d) => { out += d })
     child.stderr.on('data', (d) => { out += d })
@@ -17,8 +18,10 @@ function rotate(env: Record<string, string>): Promise<{ code: number; out: strin
   })
 }
 
-// Long enough that a CLI run (tsx start, migrations check) on a loaded machine ends well inside it.
+// Long enough that a CLI run (process start, migrations check) on a loaded machine ends well inside it.
 const LEAD_SEC = 12
+/** Each load client's pause between an answer and its next request. */
+const PACE_MS = 20
 
 t.test('requests keep flowing while the signing key rotates twice, and no upstream rejects a valid identity', async (t) => {
   const schema = await testSchema('rotation')
@@ -54,12 +57,15 @@ t.test('requests keep flowing while the signing key rotates twice, and no upstre
   let running = true
   let sent = 0
   const statuses = new Map<number, number>()
+  // Four clients, each sending again PACE_MS after its last answer: a request starts every few milliseconds through
+  // both rotations, without the load taking both cores for the half minute the rotations last.
   const worker = async (token: string) => {
     while (running) {
       const res = await fetch(`${kg.url}/svc`, { headers: { authorization: `Bearer ${token}` } })
       await res.arrayBuffer()
       sent++
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
+      await new Promise((r) => setTimeout(r, PACE_MS))
     }
   }
   const load = Promise.all([worker(key), worker(key), worker(jwt), worker(jwt)])

@@ -1,9 +1,13 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import { call, keygateOnPglite } from '../helpers/keygate.ts'
 import { assertNoSecretLogged, walkthrough } from '../helpers/walkthrough.ts'
 
 t.test('the walkthrough works on the embedded database, and its data survives a restart', async (t) => {
-  const first = await keygateOnPglite()
+  // An empty directory, as on a fresh checkout: the first start creates the database (initdb) itself.
+  const first = await keygateOnPglite({}, mkdtempSync(join(tmpdir(), 'keygate-test-')))
   // close() is idempotent: this also stops the instance when an assertion above the restart throws.
   t.teardown(async () => { await first.close(); first.removeData() })
   const secrets = await walkthrough(t, first.url)

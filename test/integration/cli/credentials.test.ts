@@ -3,7 +3,7 @@ import { cli } from '../../helpers/cli.ts'
 import { call, keygateOnPostgres } from '../../helpers/keygate.ts'
 import { testSchema } from '../../helpers/postgres.ts'
 
-// This file runs the CLI through tsx a dozen times: 25-45 s alone on two cores, up to two
+// This file runs the CLI a dozen times, each its own process: 25-45 s alone on two cores, up to two
 // minutes while the suite's other files share them, so its own limit is longer than the suite's 120 s.
 t.setTimeout(300_000)
 

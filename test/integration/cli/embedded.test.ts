@@ -5,7 +5,7 @@ import t from 'tap'
 import { cli } from '../../helpers/cli.ts'
 import { call, keygateOnPglite } from '../../helpers/keygate.ts'
 
-// This file runs the CLI through tsx and starts the gateway on PGlite: 25-45 s alone on two cores, up to two
+// This file runs the CLI, each time its own process, and starts the gateway on PGlite: 25-45 s alone on two cores, up to two
 // minutes while the suite's other files share them, so its own limit is longer than the suite's 120 s.
 t.setTimeout(300_000)
 
