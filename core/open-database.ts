@@ -4,6 +4,7 @@ import type { Db } from './db.ts'
 import { openPgDb } from './db-pg.ts'
 import { openPgliteDb } from './db-pglite.ts'
 import { ConfigError } from './errors.ts'
+import { processAlive } from './process-alive.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string
@@ -11,15 +12,6 @@ export interface DatabaseSettings {
   DATABASE_POOL_SIZE: number
   DATABASE_STATEMENT_TIMEOUT_MS: number
   KEYGATE_DATA_DIR: string
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /**

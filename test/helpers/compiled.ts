@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { processAlive } from '../../core/process-alive.ts'
 import { entryArgs, ROOT, type EntryName } from '../../scripts/entry-points.ts'
 
 /**
@@ -16,15 +17,6 @@ import { entryArgs, ROOT, type EntryName } from '../../scripts/entry-points.ts'
 /** Held while one test process checks (and, when stale, builds) dist/, so that files running in parallel build it once. */
 const LOCK = join(tmpdir(), `keygate-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 16)}.lock`)
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Runs `fn` holding LOCK; a lock left by a process that is gone is taken over. */
 function locked(fn: () => void): void {
@@ -46,7 +38,7 @@ function locked(fn: () => void): void {
       continue
     }
     // An empty file is a lock being written (its holder is alive), unless it has been empty for seconds.
-    if (holder > 0 ? !alive(holder) : age > 10_000) rmSync(LOCK, { force: true })
+    if (holder > 0 ? !processAlive(holder) : age > 10_000) rmSync(LOCK, { force: true })
     else pause(100)
   }
   try {
