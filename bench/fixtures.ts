@@ -12,6 +12,11 @@ import { userStore } from '../core/user-store.ts'
 
 export const BENCH_USER = { username: 'bench', password: 'bench password' }
 
+/** The local servers every benchmark uses (BENCH_DATABASE_URL, BENCH_REDIS_URL), and the rows it was asked for (BENCH_ONLY, comma-separated ids). */
+export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const BENCH_ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
+
 /**
  * The settings every benchmarked Keygate shares, its route file written into `dir`: the admin API, `/bench` on
  * the bench's upstream, and `/limited` on the same upstream with a route rate limit never reached (what counting

@@ -7,6 +7,7 @@ import pg from 'pg'
 import type { Runtime } from '../scripts/entry-points.ts'
 import { startKeygateProcess } from './spawn.ts'
 import { treeRss } from './system.ts'
+import { BENCH_DATABASE_URL, BENCH_REDIS_URL } from './fixtures.ts'
 
 /**
  * `npm run bench:idle-memory`: resident memory (VmRSS, Linux) of one idle gateway process, compiled
@@ -17,8 +18,8 @@ import { treeRss } from './system.ts'
  */
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 10)
-const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const databaseUrl = BENCH_DATABASE_URL
+const redisUrl = BENCH_REDIS_URL
 
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024
 

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startChildProxy } from './child-proxy.ts'
-import { benchGatewayEnv, credentials, sharedStores } from './fixtures.ts'
+import { BENCH_DATABASE_URL, BENCH_ONLY, BENCH_REDIS_URL, benchGatewayEnv, credentials, sharedStores } from './fixtures.ts'
 import { startBenchKeygate } from './keygate-process.ts'
 import { load } from './load.ts'
 import { emptyMeasured, irReport, type IrMeasured } from './instructions-report.ts'
@@ -46,9 +46,9 @@ const rewarmRequests = Number(process.env.BENCH_REWARM_REQUESTS ?? 500)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 6)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
-const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
-const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const only = BENCH_ONLY
+const databaseUrl = BENCH_DATABASE_URL
+const redisUrl = BENCH_REDIS_URL
 
 interface Row { id: string; name: string; path: string; bearer?: string; proxy: 'bare' | 'keygate' }
 interface Proxy { url: string; pid: number; died(): string | undefined; stop(): Promise<void> }

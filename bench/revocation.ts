@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { startKeygateProcess } from './spawn.ts'
+import { BENCH_DATABASE_URL, BENCH_REDIS_URL } from './fixtures.ts'
 
 /**
  * `npm run bench:revocation`: how long a revocation takes to reach another instance. Two Keygate processes A
@@ -11,8 +12,8 @@ import { startKeygateProcess } from './spawn.ts'
  * a client of B asks until B refuses it. Prints p50/p99/max of revocation → first refusal, as B's clients see it.
  */
 const N = Number(process.env.BENCH_KEYS ?? 200)
-const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const databaseUrl = BENCH_DATABASE_URL
+const redisUrl = BENCH_REDIS_URL
 const transport = process.env.BENCH_TRANSPORT ?? 'redis'
 
 async function json(url: string, init: RequestInit & { token?: string; body?: string } = {}) {

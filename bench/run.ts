@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startChildProxy } from './child-proxy.ts'
-import { accessTokenSecret, benchGatewayEnv, credentials, deleteRedisKeys, keyPool, sharedStores } from './fixtures.ts'
+import { accessTokenSecret, BENCH_DATABASE_URL, BENCH_ONLY, BENCH_REDIS_URL, benchGatewayEnv, credentials, deleteRedisKeys, keyPool, sharedStores } from './fixtures.ts'
 import { startBenchKeygate } from './keygate-process.ts'
 import { startNginx } from './nginx.ts'
 import { startNginxForwardAuth } from './nginx-forward-auth.ts'
@@ -39,9 +39,9 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
 const warmup = Number(process.env.BENCH_WARMUP ?? 2)
 const poolSize = Number(process.env.BENCH_POOL ?? 2000)
-const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
-const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const only = BENCH_ONLY
+const databaseUrl = BENCH_DATABASE_URL
+const redisUrl = BENCH_REDIS_URL
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 const compareDir = process.env.BENCH_COMPARE_DIR
 const cores = cpus().length
