@@ -7,7 +7,7 @@ import { BENCH_DATABASE_URL, BENCH_ONLY, BENCH_REDIS_URL, benchGatewayEnv, crede
 import { startBenchKeygate } from './keygate-process.ts'
 import { load } from './load.ts'
 import { emptyMeasured, irReport, type IrMeasured } from './instructions-report.ts'
-import { perfStat } from './perf-stat.ts'
+import { perfStat, perRequest } from './perf-stat.ts'
 import { ensureBinary, treeCpuMs } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
@@ -23,9 +23,10 @@ import { loadGenerator } from './wrk.ts'
  * event loop, V8's compiler and GC threads, libuv's pool); after a warm-up, the counters are zeroed, a fixed number
  * of requests is sent, and the counters are read (`callgrind_control`, one count per thread), in interleaved rounds
  * (every other one in reverse order), each just after a short uncounted re-warm of its row (a process idle for
- * minutes under valgrind has had V8 drop compiled code). A path's figure is the mean of its rounds: an
- * old-generation collection (hundreds of millions of instructions, mostly on V8's helper threads) falls in one
- * round, and it is part of the cost of the paths whose garbage brought it on. What this cannot
+ * minutes under valgrind has had V8 drop compiled code). A path's figure is its median round over every thread
+ * (`instructions-report.ts`); the mean of the rounds beside it also carries the optimising compiler's first
+ * rounds and any old-generation collection (hundreds of millions of instructions, mostly on V8's helper threads),
+ * in whichever round it fell. What this cannot
  * see: the kernel's side of each request (the socket reads and writes, about a third of a proxy's CPU time), cache
  * misses, and anything that depends on time (under valgrind the process runs ~50× slower, so time-driven batching,
  * such as the access log's writes every 10 ms and a rate-limit lease's round trips, is amortised over fewer requests
@@ -46,27 +47,23 @@ const rewarmRequests = Number(process.env.BENCH_REWARM_REQUESTS ?? 500)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 6)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
-const only = BENCH_ONLY
-const databaseUrl = BENCH_DATABASE_URL
-const redisUrl = BENCH_REDIS_URL
 
 interface Row { id: string; name: string; path: string; bearer?: string; proxy: 'bare' | 'keygate' }
 interface Proxy { url: string; pid: number; died(): string | undefined; stop(): Promise<void> }
-
 
 async function main() {
   const valgrind = ensureBinary('valgrind', 'valgrind')
   if (!valgrind.path) throw new Error(`${valgrind.why}: this benchmark counts instructions with valgrind's callgrind`)
   const upstream = await startUpstream()
   const dir = mkdtempSync(join(tmpdir(), 'keygate-bench-ir-'))
-  const stores = await sharedStores(databaseUrl, redisUrl)
+  const stores = await sharedStores(BENCH_DATABASE_URL, BENCH_REDIS_URL)
   if ('skipped' in stores) throw new Error(stores.skipped)
   // node under callgrind, as startBenchKeygate and startChildProxy start node: every dump is `cg.<pid>.<n>`.
   const wrapper = join(dir, 'node-callgrind')
   writeFileSync(wrapper, `#!/bin/sh\nexec ${valgrind.path} --tool=callgrind --separate-threads=yes --callgrind-out-file=${dir}/cg.%p ${process.execPath} "$@" 2>>${dir}/valgrind.err\n`)
   chmodSync(wrapper, 0o755)
   const common = benchGatewayEnv(dir, upstream.origin)
-  const env = { ...common, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: stores.schema, REDIS_URL: redisUrl }
+  const env = { ...common, DATABASE_URL: BENCH_DATABASE_URL, DATABASE_SCHEMA: stores.schema, REDIS_URL: BENCH_REDIS_URL }
   const started: Proxy[] = []
   const start = <T extends Proxy>(p: T): T => (started.push(p), p)
   const out: string[] = []
@@ -80,7 +77,7 @@ async function main() {
       { id: 'apikey', name: 'Keygate, API key (warm cache)', path: '/bench', bearer: key, proxy: 'keygate' as const },
       { id: 'jwt', name: 'Keygate, JWT', path: '/bench', bearer: jwt, proxy: 'keygate' as const },
       { id: 'apikey-limited', name: 'Keygate, API key, route rate limit counted in Redis', path: '/limited', bearer: key, proxy: 'keygate' as const },
-    ].filter((r) => !only || only.has(r.id))
+    ].filter((r) => !BENCH_ONLY || BENCH_ONLY.has(r.id))
     const measured = new Map<string, IrMeasured>(rows.map((r) => [r.id, emptyMeasured()]))
 
     process.stderr.write('bench: starting Keygate and the bare proxy under callgrind (a minute or two)\n')
@@ -116,21 +113,18 @@ async function main() {
     await Promise.all([counted.keygate.stop(), counted.bare.stop()])
 
     const generator = loadGenerator(dir)
+    const perfBinary = ensureBinary('perf', 'linux-perf')
+    if (!perfBinary.path) notes.add(`system calls not counted: ${perfBinary.why}`)
     for (const row of rows) await generator.run({ origin: native[row.proxy].url, path: row.path, bearer: row.bearer, connections: 50, seconds: 2 })
     for (let r = 0; r < rounds; r++) {
       for (const row of rows) {
         const { pid, url } = native[row.proxy]
-        const perf = perfStat(pid)
-        if ('skipped' in perf) notes.add(`system calls not counted: ${perf.skipped}`)
-        else await new Promise((r) => setTimeout(r, 300)) // perf attaches to every thread
+        const perf = perfBinary.path ? perfStat(perfBinary.path, pid) : undefined
+        if (perf) await new Promise((r) => setTimeout(r, 300)) // perf attaches to every thread
         const cpu0 = treeCpuMs(pid)
         const res = await generator.run({ origin: url, path: row.path, bearer: row.bearer, connections: 50, seconds })
         const m = measured.get(row.id)!
-        if (!('skipped' in perf)) {
-          const k = await perf.stop()
-          const per = Math.max(1, res.requests)
-          m.kernel.push({ 'raw_syscalls:sys_enter': k['raw_syscalls:sys_enter'] / per, 'context-switches': k['context-switches'] / per, 'page-faults': k['page-faults'] / per })
-        }
+        if (perf) m.kernel.push(perRequest(await perf.stop(), res.requests))
         m.cpuUs.push(((treeCpuMs(pid) - cpu0) * 1000) / Math.max(1, res.requests))
         m.rps.push(res.rps)
         m.errors += res.errors

@@ -1,19 +1,16 @@
 import { spawn } from 'node:child_process'
-import { ensureBinary } from './system.ts'
 
 /**
- * Kernel counts of a running process, from `perf stat` (Debian's linux-perf) attached to it: system calls entered,
+ * Kernel counts of a running process, from `perf stat` (Debian's linux-perf, `ensureBinary('perf', 'linux-perf')`) attached to it: system calls entered,
  * context switches, page faults. They are software events, counted on machines whose virtual CPUs have no hardware
  * counters, and they do not move with the machine's load the way CPU time does.
  */
 export const KERNEL_EVENTS = ['raw_syscalls:sys_enter', 'context-switches', 'page-faults'] as const
 export type KernelCounts = Record<(typeof KERNEL_EVENTS)[number], number>
 
-/** Starts counting `pid`'s events (every thread it has); `stop()` ends the count and reads it. Undefined, with why, when perf cannot be had. */
-export function perfStat(pid: number): { stop(): Promise<KernelCounts> } | { skipped: string } {
-  const perf = ensureBinary('perf', 'linux-perf')
-  if (!perf.path) return { skipped: perf.why! }
-  const child = spawn(perf.path, ['stat', '-x', ',', '-e', KERNEL_EVENTS.join(','), '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+/** Starts counting `pid`'s events (every thread it has) with the perf binary at `perf`; `stop()` ends the count and reads it. */
+export function perfStat(perf: string, pid: number): { stop(): Promise<KernelCounts> } {
+  const child = spawn(perf, ['stat', '-x', ',', '-e', KERNEL_EVENTS.join(','), '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d })
   const exited = new Promise<void>((r) => child.once('exit', () => r()))
@@ -32,4 +29,10 @@ export function perfStat(pid: number): { stop(): Promise<KernelCounts> } | { ski
       return counts
     },
   }
+}
+
+/** Each count divided by the `requests` it was counted over. */
+export function perRequest(counts: KernelCounts, requests: number): KernelCounts {
+  const per = Math.max(1, requests)
+  return Object.fromEntries(KERNEL_EVENTS.map((e) => [e, counts[e] / per])) as KernelCounts
 }

@@ -39,14 +39,11 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
 const warmup = Number(process.env.BENCH_WARMUP ?? 2)
 const poolSize = Number(process.env.BENCH_POOL ?? 2000)
-const only = BENCH_ONLY
-const databaseUrl = BENCH_DATABASE_URL
-const redisUrl = BENCH_REDIS_URL
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 const compareDir = process.env.BENCH_COMPARE_DIR
 const cores = cpus().length
 
-const wanted = (id: string) => !only || only.has(id)
+const wanted = (id: string) => !BENCH_ONLY || BENCH_ONLY.has(id)
 const version = (pkg: string) => (createRequire(import.meta.url)(`${pkg}/package.json`) as { version: string }).version
 
 /** What each stack does and does not do, in its rows' names. */
@@ -80,7 +77,7 @@ async function main() {
   try {
     const needPg = ['apikey', 'apikey-limited', 'jwt', 'cold', 'workers2', 'decide-cached', 'decide-uncached', 'express', 'fastify'].filter(wanted)
     if (needPg.length) {
-      stores = await sharedStores(databaseUrl, redisUrl)
+      stores = await sharedStores(BENCH_DATABASE_URL, BENCH_REDIS_URL)
       if ('skipped' in stores) notes.push(`${needPg.join(', ')} skipped: ${stores.skipped}`)
     }
     for (const rt of runtimes) {
@@ -103,12 +100,12 @@ async function main() {
         }
         if (stores && !('skipped' in stores) && needPg.length) {
           const s = stores
-          const pgEnv = { ...common, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: s.schema, REDIS_URL: redisUrl }
+          const pgEnv = { ...common, DATABASE_URL: BENCH_DATABASE_URL, DATABASE_SCHEMA: s.schema, REDIS_URL: BENCH_REDIS_URL }
           const prefix = `${s.prefix}${rt.tag}`
           const keygate = async (name: string, env: Record<string, string>, cwd?: string) => start(name, await startBenchKeygate(`${name}${rt.tag}`, dir, { ...pgEnv, ...env }, nodeArgs, cwd, rt.node))
           // Started before the others: the first creates the schema's tables and the bench user.
           const kg = await keygate('keygate-pg', { KEYGATE_REDIS_PREFIX: `${prefix}a:` })
-          creds ??= { ...(await credentials(kg.url)), secret: await accessTokenSecret(databaseUrl, s.schema) }
+          creds ??= { ...(await credentials(kg.url)), secret: await accessTokenSecret(BENCH_DATABASE_URL, s.schema) }
           const { jwt, key } = creds
           if (wanted('apikey')) scenarios.push({ id: 'apikey', name: 'Keygate, API key (warm cache)', spec: { origin: kg.url, path: '/bench', bearer: key }, pid: kg.pid })
           if (wanted('jwt')) scenarios.push({ id: 'jwt', name: 'Keygate, JWT', spec: { origin: kg.url, path: '/bench', bearer: jwt }, pid: kg.pid })
@@ -123,13 +120,13 @@ async function main() {
               const coldBasePrefix = `${prefix}cb:`
               const coldBase = await keygate('keygate-cold-base', { KEYGATE_REDIS_PREFIX: coldBasePrefix, KEYGATE_CACHE_MAX: String(Math.max(1, Math.floor(poolSize / 20))) }, compareDir)
               const file = join(dir, 'pool.txt')
-              if (!existsSync(file)) await keyPool(databaseUrl, s.schema, poolSize, file)
-              scenarios.push({ id: 'cold-base', name: `Keygate at ${compareDir}, cold key (${poolSize} keys in turn: Redis, then PostgreSQL)`, spec: { origin: coldBase.url, path: '/bench', bearerFile: file }, pid: coldBase.pid, beforeRound: () => deleteRedisKeys(redisUrl, `${coldBasePrefix}cache:*`) })
+              if (!existsSync(file)) await keyPool(BENCH_DATABASE_URL, s.schema, poolSize, file)
+              scenarios.push({ id: 'cold-base', name: `Keygate at ${compareDir}, cold key (${poolSize} keys in turn: Redis, then PostgreSQL)`, spec: { origin: coldBase.url, path: '/bench', bearerFile: file }, pid: coldBase.pid, beforeRound: () => deleteRedisKeys(BENCH_REDIS_URL, `${coldBasePrefix}cache:*`) })
             }
           }
           for (const stack of STACKS.filter((x) => wanted(x.id))) {
             const log = join(dir, `${stack.id}${rt.tag}.log`)
-            const env = stackEnv({ upstream: upstreamOrigin, databaseUrl, schema: s.schema, jwtSecret: creds.secret, issuer: process.env.KEYGATE_ISSUER ?? 'keygate', log })
+            const env = stackEnv({ upstream: upstreamOrigin, databaseUrl: BENCH_DATABASE_URL, schema: s.schema, jwtSecret: creds.secret, issuer: process.env.KEYGATE_ISSUER ?? 'keygate', log })
             const p = start(stack.id, await startChildProxy(stack.script, { node: rt.node, nodeArgs, env }))
             scenarios.push({ id: `${stack.id}-apikey`, name: `${stack.name()}, ${STACK_KEY}`, spec: { origin: p.url, path: '/bench', bearer: key }, pid: p.pid })
             scenarios.push({ id: `${stack.id}-jwt`, name: `${stack.name()}, ${STACK_JWT}`, spec: { origin: p.url, path: '/bench', bearer: jwt }, pid: p.pid })
@@ -141,8 +138,8 @@ async function main() {
             const cold = await keygate('keygate-cold', { KEYGATE_REDIS_PREFIX: coldPrefix, KEYGATE_CACHE_MAX: String(Math.max(1, Math.floor(poolSize / 20))) })
             const file = join(dir, 'pool.txt')
             // The pool of the first section serves the second as well.
-            if (!existsSync(file)) await keyPool(databaseUrl, s.schema, poolSize, file)
-            scenarios.push({ id: 'cold', name: `Keygate, cold key (${poolSize} keys in turn: Redis, then PostgreSQL)`, spec: { origin: cold.url, path: '/bench', bearerFile: file }, pid: cold.pid, beforeRound: () => deleteRedisKeys(redisUrl, `${coldPrefix}cache:*`) })
+            if (!existsSync(file)) await keyPool(BENCH_DATABASE_URL, s.schema, poolSize, file)
+            scenarios.push({ id: 'cold', name: `Keygate, cold key (${poolSize} keys in turn: Redis, then PostgreSQL)`, spec: { origin: cold.url, path: '/bench', bearerFile: file }, pid: cold.pid, beforeRound: () => deleteRedisKeys(BENCH_REDIS_URL, `${coldPrefix}cache:*`) })
           }
           // Decision mode: nginx asks this Keygate (which believes it) about each request, then proxies to the upstream itself.
           const decideIds = rt.first ? ['decide-cached', 'decide-uncached'].filter(wanted) : []
@@ -172,7 +169,7 @@ async function main() {
     const table = report(sections, generator.name, notes)
     process.stdout.write(table)
     mkdirSync('bench/results', { recursive: true })
-    const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/gateway-${new Date().toISOString().slice(0, 10)}${compareDir ? '-compare' : only ? '-partial' : ''}.md`
+    const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/gateway-${new Date().toISOString().slice(0, 10)}${compareDir ? '-compare' : BENCH_ONLY ? '-partial' : ''}.md`
     writeFileSync(file, table)
     process.stderr.write(`bench: written to ${file}\n`)
   } finally {
