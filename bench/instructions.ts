@@ -7,6 +7,7 @@ import { BENCH_DATABASE_URL, BENCH_ONLY, BENCH_REDIS_URL, benchGatewayEnv, crede
 import { startBenchKeygate } from './keygate-process.ts'
 import { load } from './load.ts'
 import { emptyMeasured, irReport, type IrMeasured } from './instructions-report.ts'
+import { profile, type ProfileEntry } from './instructions-profile.ts'
 import { perfStat, perRequest } from './perf-stat.ts'
 import { ensureBinary, treeCpuMs } from './system.ts'
 import { startUpstream } from './upstream.ts'
@@ -39,7 +40,10 @@ import { loadGenerator } from './wrk.ts'
  *
  * BENCH_REQUESTS (3000 per counted round), BENCH_WARMUP_REQUESTS (10000 per row first), BENCH_REWARM_REQUESTS (500,
  * sent uncounted just before each counted round), BENCH_ROUNDS (6), BENCH_SECONDS (5, each native round), BENCH_CONNECTIONS (8 under valgrind, 50 natively), BENCH_ONLY (bare,apikey,jwt,apikey-limited),
- * BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_KEEP=1 (keep the logs and dumps), BENCH_RESULTS_FILE (`bench/results/instructions-<date>.md` by default).
+ * BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_KEEP=1 (keep the logs and dumps), BENCH_RESULTS_FILE (`bench/results/instructions-<date>.md` by default),
+ * BENCH_PROFILE=<n> (the n functions with the most instructions of their own per request on each row's main thread in its
+ * last counted round, compiled JavaScript named from `node --perf-basic-prof`'s map: `instructions-profile.ts`),
+ * BENCH_PROFILE_CALLERS=<n> (with BENCH_PROFILE: each function named with its n callers, `f'caller'caller's caller`).
  */
 const requests = Number(process.env.BENCH_REQUESTS ?? 3000)
 const warmupRequests = Number(process.env.BENCH_WARMUP_REQUESTS ?? 10_000)
@@ -47,6 +51,7 @@ const rewarmRequests = Number(process.env.BENCH_REWARM_REQUESTS ?? 500)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 6)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 8)
+const profileTop = Number(process.env.BENCH_PROFILE ?? 0)
 
 interface Row { id: string; name: string; path: string; bearer?: string; proxy: 'bare' | 'keygate' }
 interface Proxy { url: string; pid: number; died(): string | undefined; stop(): Promise<void> }
@@ -60,7 +65,8 @@ async function main() {
   if ('skipped' in stores) throw new Error(stores.skipped)
   // node under callgrind, as startBenchKeygate and startChildProxy start node: every dump is `cg.<pid>.<n>`.
   const wrapper = join(dir, 'node-callgrind')
-  writeFileSync(wrapper, `#!/bin/sh\nexec ${valgrind.path} --tool=callgrind --separate-threads=yes --callgrind-out-file=${dir}/cg.%p ${process.execPath} "$@" 2>>${dir}/valgrind.err\n`)
+  const callers = profileTop > 0 ? ` --separate-callers=${Number(process.env.BENCH_PROFILE_CALLERS ?? 0)}` : ''
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${valgrind.path} --tool=callgrind --separate-threads=yes${callers} --callgrind-out-file=${dir}/cg.%p ${process.execPath} "$@" 2>>${dir}/valgrind.err\n`)
   chmodSync(wrapper, 0o755)
   const common = benchGatewayEnv(dir, upstream.origin)
   const env = { ...common, DATABASE_URL: BENCH_DATABASE_URL, DATABASE_SCHEMA: stores.schema, REDIS_URL: BENCH_REDIS_URL }
@@ -81,10 +87,13 @@ async function main() {
     const measured = new Map<string, IrMeasured>(rows.map((r) => [r.id, emptyMeasured()]))
 
     process.stderr.write('bench: starting Keygate and the bare proxy under callgrind (a minute or two)\n')
+    // V8's own log goes with the dumps (by default `isolate-*-v8.log` in the working directory).
+    const profiling = profileTop > 0 ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`] : []
     const counted = {
-      keygate: start(await startBenchKeygate('keygate-callgrind', dir, { ...env, KEYGATE_REDIS_PREFIX: `${stores.prefix}c:` }, [], undefined, wrapper, 600_000)),
-      bare: start(await startChildProxy('bench/bare-proxy.ts', { node: wrapper, args: [upstream.origin], env: { HOST: VGDB_HOST } })),
+      keygate: start(await startBenchKeygate('keygate-callgrind', dir, { ...env, KEYGATE_REDIS_PREFIX: `${stores.prefix}c:` }, profiling, undefined, wrapper, 600_000)),
+      bare: start(await startChildProxy('bench/bare-proxy.ts', { node: wrapper, nodeArgs: profiling, args: [upstream.origin], env: { HOST: VGDB_HOST } })),
     }
+    const profiles = new Map<string, ProfileEntry[]>()
     const send = async (row: Row, url: string, n: number) => {
       const r = await load({ origin: url, path: row.path, connections, durationMs: 3_600_000, requests: n, headers: row.bearer ? () => ({ authorization: `Bearer ${row.bearer}` }) : undefined })
       measured.get(row.id)!.errors += r.errors
@@ -104,13 +113,18 @@ async function main() {
         await send(row, url, rewarmRequests)
         callgrind(['-z', String(pid)])
         await send(row, url, requests)
-        const { main, other } = dumpThreads(dir, pid)
+        const { main, other, mainDump } = dumpThreads(dir, pid)
+        if (profileTop > 0 && r === rounds - 1) profiles.set(row.id, profile(readFileSync(mainDump, 'utf8'), readFileSync(`/tmp/perf-${pid}.map`, 'utf8')))
         measured.get(row.id)!.main.push(main / requests)
         measured.get(row.id)!.other.push(other / requests)
         process.stderr.write(`bench: callgrind round ${r + 1}/${rounds} ${row.id}: ${Math.round(main / requests)} + ${Math.round(other / requests)} instructions per request (main thread + others)\n`)
       }
     }
     await Promise.all([counted.keygate.stop(), counted.bare.stop()])
+    for (const { pid } of [counted.keygate, counted.bare]) {
+      if (process.env.BENCH_KEEP && profileTop > 0) writeFileSync(join(dir, `perf-${pid}.map`), readFileSync(`/tmp/perf-${pid}.map`))
+      rmSync(`/tmp/perf-${pid}.map`, { force: true })
+    }
 
     const generator = loadGenerator(dir)
     const perfBinary = ensureBinary('perf', 'linux-perf')
@@ -133,6 +147,13 @@ async function main() {
     }
     const cpu = cpus()
     out.push(...irReport(rows, measured, { machine: `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}`, node: process.version, rounds, requests, connections, warmup: warmupRequests, rewarm: rewarmRequests, generator: generator.name, seconds }), ...[...notes].map((n) => `- ${n}`))
+    for (const row of rows) {
+      const entries = profiles.get(row.id)
+      if (!entries) continue
+      const total = entries.reduce((sum, e) => sum + e.self, 0)
+      out.push('', `### ${row.name}: main thread, last round, the ${profileTop} functions with the most instructions of their own`, '', '| instructions / request | share | function |', '|---:|---:|---|')
+      for (const e of entries.slice(0, profileTop)) out.push(`| ${Math.round(e.self / requests).toLocaleString('en-US')} | ${((100 * e.self) / total).toFixed(1)} % | \`${e.name.replace(/\|/g, '\\|')}\` |`)
+    }
   } finally {
     await Promise.all(started.map((p) => p.stop().catch(() => {})))
     upstream.close()
@@ -162,21 +183,22 @@ function callgrind(args: string[]): string {
  * Dumps `pid`'s counters (`callgrind_control -d`; one file per thread, `--separate-threads=yes`) and reads the
  * instructions of the main thread (the first) and of the others since the last zeroing.
  */
-function dumpThreads(dir: string, pid: number): { main: number; other: number } {
+function dumpThreads(dir: string, pid: number): { main: number; other: number; mainDump: string } {
   const before = new Set(readdirSync(dir))
   callgrind(['-d', String(pid)])
   const dumps = readdirSync(dir).filter((f) => f.startsWith(`cg.${pid}.`) && !before.has(f))
   if (!dumps.length) throw new Error(`no new callgrind dump of ${pid} in ${dir}`)
   let main = 0
   let other = 0
+  let mainDump = ''
   for (const f of dumps) {
     const m = /^(?:totals|summary): (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))
     if (!m) throw new Error(`no totals in ${f}`)
-    if (f.endsWith('-01')) main += Number(m[1])
+    if (f.endsWith('-01')) { main += Number(m[1]); mainDump = join(dir, f) }
     else other += Number(m[1])
   }
-  if (!dumps.some((f) => f.endsWith('-01'))) throw new Error(`no dump of the main thread among ${dumps.join(', ')}`)
-  return { main, other }
+  if (!mainDump) throw new Error(`no dump of the main thread among ${dumps.join(', ')}`)
+  return { main, other, mainDump }
 }
 
 main().catch((err: unknown) => {
