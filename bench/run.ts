@@ -30,7 +30,8 @@ import { loadGenerator } from './wrk.ts'
  * rows), BENCH_NODE24=0 (no Node 24 section), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_NODE_ARGS (extra node
  * arguments for the gateways, the bare proxy and the stacks, such as `--cpu-prof --cpu-prof-dir=/tmp/prof`), BENCH_KEEP=1 (keep the gateways'
  * logs), BENCH_COMPARE_DIR (another checkout, such as the code before a change: its gateway runs beside this one on
- * the same database, as the scenarios apikey-base, jwt-base, apikey-limited-base and cold-base, in the first section), BENCH_RESULTS_FILE (where the
+ * the same database, as the scenarios apikey-base, jwt-base, apikey-limited-base and cold-base, in the first section; it may
+ * be this checkout, to compare node arguments), BENCH_COMPARE_NODE_ARGS (that gateway's node arguments instead of BENCH_NODE_ARGS), BENCH_RESULTS_FILE (where the
  * tables are written; `bench/results/gateway-<date>[-compare|-partial].md` by default, which a second run of the day
  * overwrites).
  */
@@ -41,6 +42,7 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 2)
 const poolSize = Number(process.env.BENCH_POOL ?? 2000)
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
 const compareDir = process.env.BENCH_COMPARE_DIR
+const compareNodeArgs = process.env.BENCH_COMPARE_NODE_ARGS === undefined ? nodeArgs : process.env.BENCH_COMPARE_NODE_ARGS.split(' ').filter(Boolean)
 const cores = cpus().length
 
 const wanted = (id: string) => !BENCH_ONLY || BENCH_ONLY.has(id)
@@ -102,7 +104,7 @@ async function main() {
           const s = stores
           const pgEnv = { ...common, DATABASE_URL: BENCH_DATABASE_URL, DATABASE_SCHEMA: s.schema, REDIS_URL: BENCH_REDIS_URL }
           const prefix = `${s.prefix}${rt.tag}`
-          const keygate = async (name: string, env: Record<string, string>, cwd?: string) => start(name, await startBenchKeygate(`${name}${rt.tag}`, dir, { ...pgEnv, ...env }, nodeArgs, cwd, rt.node))
+          const keygate = async (name: string, env: Record<string, string>, cwd?: string) => start(name, await startBenchKeygate(`${name}${rt.tag}`, dir, { ...pgEnv, ...env }, cwd ? compareNodeArgs : nodeArgs, cwd, rt.node))
           // Started before the others: the first creates the schema's tables and the bench user.
           const kg = await keygate('keygate-pg', { KEYGATE_REDIS_PREFIX: `${prefix}a:` })
           creds ??= { ...(await credentials(kg.url)), secret: await accessTokenSecret(BENCH_DATABASE_URL, s.schema) }

@@ -88,18 +88,26 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
  * cores are shared, CPU time per request is the steadier measure of a proxy's own cost than req/s.
  */
 export function treeCpuMs(pid: number): number {
-  let ticks = 0
+  const { user, system } = treeCpuSplitMs(pid)
+  return user + system
+}
+
+/** CPU time (ms) of a process and its descendants, user and system apart. */
+export function treeCpuSplitMs(pid: number): { user: number; system: number } {
+  let user = 0
+  let system = 0
   for (const p of processTree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       // utime and stime are fields 14 and 15 of stat(5); here, counted from field 3, at 11 and 12.
-      ticks += Number(fields[11]) + Number(fields[12])
+      user += Number(fields[11])
+      system += Number(fields[12])
     } catch {
       // Gone meanwhile.
     }
   }
-  return ticks * 10 // USER_HZ is 100 on Linux
+  return { user: user * 10, system: system * 10 } // USER_HZ is 100 on Linux
 }
 
 /**
