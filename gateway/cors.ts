@@ -27,6 +27,7 @@ export function corsPolicyOf(route: Pick<Route, 'cors'> | undefined, defaultOrig
 }
 
 export type CorsOutcome = { answered: false } | { answered: true; routeName: string; code: ErrorCode | undefined }
+const NOT_ANSWERED: CorsOutcome = Object.freeze({ answered: false })
 
 /**
  * The CORS stage, before authentication. A preflight (`OPTIONS` with `Origin` and
@@ -37,18 +38,28 @@ export type CorsOutcome = { answered: false } | { answered: true; routeName: str
  * Routes without a policy are left alone (their upstream may answer CORS itself).
  */
 export function corsStage(defaultOrigins: readonly string[], router: () => Router) {
+  // Whether any route of the current routes has a policy: without one (no KEYGATE_CORS_ORIGINS, no route's `cors`),
+  // the stage has nothing to do and costs one comparison. Decided again when the routes are reloaded.
+  let checked: Router | undefined
+  let anyPolicy = false
   return function handle(req: IncomingMessage, res: ServerResponse, requestId: string): CorsOutcome {
+    const routes = router()
+    if (routes !== checked) {
+      checked = routes
+      anyPolicy = defaultOrigins.length > 0 || routes.routes.some((r) => r.cors)
+    }
+    if (!anyPolicy) return NOT_ANSWERED
     // A path admission refuses is refused there, without CORS headers.
     const normalized = normalizePath(req.url)
-    if (!normalized.ok) return { answered: false }
+    if (!normalized.ok) return NOT_ANSWERED
     const path = normalized.path
     const origin = req.headers.origin
     const requested = req.headers['access-control-request-method']
     const preflight = req.method === 'OPTIONS' && typeof origin === 'string' && typeof requested === 'string'
-    const route = router().match(path, preflight ? requested : req.method ?? 'GET', req.headers.host)
+    const route = routes.match(path, preflight ? requested : req.method ?? 'GET', req.headers.host)
     // A preflight for a method no route takes is left to the router's 404.
     const policy = preflight && !route ? null : corsPolicyOf(route, defaultOrigins)
-    if (!policy) return { answered: false }
+    if (!policy) return NOT_ANSWERED
     res.setHeader('vary', 'Origin')
     const allowed = typeof origin === 'string' && policy.origins.includes(origin)
     if (!preflight) {
@@ -57,7 +68,7 @@ export function corsStage(defaultOrigins: readonly string[], router: () => Route
         if (policy.credentials) res.setHeader('access-control-allow-credentials', 'true')
         res.setHeader('access-control-expose-headers', [...BASE_EXPOSE_HEADERS, ...policy.expose_headers].join(', '))
       }
-      return { answered: false }
+      return NOT_ANSWERED
     }
     if (!allowed) {
       writeProblem(res, 'CORS_ORIGIN_FORBIDDEN', { instance: requestId, headers: { 'x-request-id': requestId } })

@@ -108,3 +108,23 @@ t.test('a cors block takes exact origins only', async (t) => {
   }
   t.ok(routeSchema.safeParse({ name: 'r', prefix: '/r', upstream: 'up', cors: { origins: ['http://localhost:3000', 'https://[::1]:8443'] } }).success)
 })
+
+t.test('without any policy the stage leaves every request alone, until reloaded routes bring one', async (t) => {
+  let current = createRouter([routeWithDefaults({ name: 'api', prefix: '/api', upstream: 'up' })])
+  const stage = corsStage([], () => current)
+  const server = createServer((req, res) => {
+    const outcome = stage(req, res, 'rid-1')
+    if (!outcome.answered) res.writeHead(299, ['x-upstream', 'yes']).end()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  const before = await send(server, 'GET', '/api/x', { origin: APP })
+  t.equal(before.status, 299)
+  t.equal(before.headers.vary, undefined, 'no Vary: Origin where no route has a policy')
+  t.same(corsHeaders(before.headers), [])
+  current = createRouter([routeWithDefaults({ name: 'api', prefix: '/api', upstream: 'up', cors: { origins: [APP], credentials: true, max_age_sec: 60, allow_headers: [], expose_headers: [] } })])
+  const after = await send(server, 'GET', '/api/x', { origin: APP })
+  t.equal(after.status, 299)
+  t.equal(after.headers.vary, 'Origin', 'the reloaded route\'s policy applies at once')
+  t.equal(after.headers['access-control-allow-origin'], APP)
+})
