@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { IncomingMessage } from 'node:http'
-import { bearerCredential, extractCredential } from '../../../gateway/stage-credential.ts'
+import { extractCredential } from '../../../gateway/stage-credential.ts'
 
 /** Builds what Node's parser would: `headers` keeps the first Authorization, `rawHeaders` keeps every line. */
 function request(raw: Array<[string, string]>): IncomingMessage {
@@ -76,24 +76,4 @@ t.test('a long run of spaces is refused without backtracking', async (t) => {
   t.same(extractCredential(request([['Authorization', `Bearer${' '.repeat(16_000)}a b`]])), INVALID)
   t.same(extractCredential(request([['Authorization', `Bearer a${' '.repeat(16_000)}b`]])), INVALID)
   t.ok(performance.now() - started < 100, 'in linear time (a backtracking pattern takes seconds on this input)')
-})
-
-t.test('the Bearer value is read exactly as the grammar `[ \\t]*Bearer +<credential>[ \\t]*` reads it', async (t) => {
-  // The grammar as a regular expression (ASCII case-insensitive): the scan must agree with it on every value.
-  const grammar = /^[ \t]*Bearer +([^ \t]+)[ \t]*$/i
-  const read = (v: string) => grammar.exec(v)?.[1]
-  for (const v of ['Bearer x', 'Bearer', 'Bearer ', ' \tbearer  abc \t', 'Bearer\tabc', 'Bearerabc', 'Bearer a b', 'Basic abc', 'Bearer \u00a0abc', 'Bearer abc\u00a0', 'Béarer abc', 'BEARER k', '\u212aearer x']) {
-    t.equal(bearerCredential(v), read(v), JSON.stringify(v))
-  }
-  const parts = ['Bearer', 'bEARER', 'Basic', ' ', '\t', 'a', 'sk_live_x', '=', '\u00a0', 'B', 'earer', '@EARER']
-  let seed = 11
-  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648)
-  let agreed = 0
-  for (let n = 0; n < 20_000; n++) {
-    let v = ''
-    for (let len = next() % 6; len > 0; len--) v += parts[next() % parts.length]
-    if (bearerCredential(v) === read(v)) agreed++
-    else t.fail(`disagrees on ${JSON.stringify(v)}`)
-  }
-  t.equal(agreed, 20_000, 'agrees on 20,000 generated values')
 })
