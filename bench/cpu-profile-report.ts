@@ -95,21 +95,30 @@ export function cpuProfile(samples: readonly Sample[], cpu: { userUs: number; sy
 const us = (v: number | undefined) => (v ?? 0).toFixed(2)
 const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}`
 
-/** The markdown tables: each category for the floor and for Keygate, then the JavaScript functions that differ most. */
-export function cpuProfileReport(floor: CpuProfile, keygate: CpuProfile, top = 25): string[] {
+/**
+ * The markdown tables: each category for every column (the floors first, Keygate last) with Keygate's difference
+ * from each floor, then the JavaScript functions that cost Keygate the most more than the nearest floor (the
+ * column before it).
+ */
+export function cpuProfileReport(columns: ReadonlyArray<{ label: string; profile: CpuProfile }>, top = 25): string[] {
+  const keygate = columns.at(-1)!
+  const floors = columns.slice(0, -1)
+  const nearest = floors.at(-1)!
   const total = (p: CpuProfile) => p.userUs + p.systemUs
+  const row = (name: string, value: (p: CpuProfile) => number | undefined) =>
+    `| ${name} | ${columns.map((c) => us(value(c.profile))).join(' | ')} | ${floors.map((f) => signed((value(keygate.profile) ?? 0) - (value(f.profile) ?? 0))).join(' | ')} |`
   const out = [
-    '| | bare Node proxy µs / request | Keygate µs / request | Δ |',
-    '|---|---:|---:|---:|',
-    `| CPU time (user + system) | ${us(total(floor))} | ${us(total(keygate))} | ${signed(total(keygate) - total(floor))} |`,
-    `| of it user | ${us(floor.userUs)} | ${us(keygate.userUs)} | ${signed(keygate.userUs - floor.userUs)} |`,
-    `| of it system | ${us(floor.systemUs)} | ${us(keygate.systemUs)} | ${signed(keygate.systemUs - floor.systemUs)} |`,
+    `| µs / request | ${columns.map((c) => c.label).join(' | ')} | ${floors.map((f) => `Keygate − ${f.label}`).join(' | ')} |`,
+    `|---|${columns.map(() => '---:').join('|')}|${floors.map(() => '---:').join('|')}|`,
+    row('CPU time (user + system)', total),
+    row('of it user', (p) => p.userUs),
+    row('of it system', (p) => p.systemUs),
+    ...CATEGORIES.map((c) => row(c, (p) => p.categories.get(c))),
+    `| samples | ${columns.map((c) => c.profile.samples).join(' | ')} | ${floors.map(() => '').join(' | ')} |`,
   ]
-  for (const c of CATEGORIES) out.push(`| ${c} | ${us(floor.categories.get(c))} | ${us(keygate.categories.get(c))} | ${signed((keygate.categories.get(c) ?? 0) - (floor.categories.get(c) ?? 0))} |`)
-  out.push(`| samples | ${floor.samples} | ${keygate.samples} | |`)
-  const names = new Set([...floor.functions.keys(), ...keygate.functions.keys()])
-  const diffs = [...names].map((n) => ({ n, a: floor.functions.get(n) ?? 0, b: keygate.functions.get(n) ?? 0 })).sort((x, y) => y.b - y.a - (x.b - x.a))
-  out.push('', `The ${top} JavaScript functions (with the builtins and runtime calls they make) that cost Keygate the most more than the floor:`, '', '| function | bare µs / request | Keygate µs / request | Δ |', '|---|---:|---:|---:|')
+  const names = new Set([...nearest.profile.functions.keys(), ...keygate.profile.functions.keys()])
+  const diffs = [...names].map((n) => ({ n, a: nearest.profile.functions.get(n) ?? 0, b: keygate.profile.functions.get(n) ?? 0 })).sort((x, y) => y.b - y.a - (x.b - x.a))
+  out.push('', `The ${top} JavaScript functions (with the builtins and runtime calls they make) that cost Keygate the most more than the ${nearest.label}:`, '', `| function | ${nearest.label} µs / request | Keygate µs / request | Δ |`, '|---|---:|---:|---:|')
   for (const d of diffs.slice(0, top)) out.push(`| \`${d.n.replace(/\|/g, '\\|')}\` | ${us(d.a)} | ${us(d.b)} | ${signed(d.b - d.a)} |`)
   return out
 }

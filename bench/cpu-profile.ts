@@ -22,7 +22,9 @@ import { loadGenerator } from './wrk.ts'
  * (a software event: it works where the machine has no hardware counters). Each sample is charged to the
  * kernel, the garbage collector or the nearest JavaScript function on its stack (`cpu-profile-report.ts`), and
  * the process's measured CPU time per request is spread over the samples. What is left between Keygate and the
- * floor shows by kind (Keygate's own code, undici, Node's library, the kernel, GC) and by function.
+ * floor shows by kind (Keygate's own code, undici, Node's library, the kernel, GC) and by function. A second floor,
+ * the bare proxy sending the headers Keygate sent upstream (captured from the upstream), tells what carrying them
+ * costs Node and undici from what Keygate's own work costs.
  *
  * BENCH_ROUNDS (2, interleaved), BENCH_SECONDS (5 per round), BENCH_FREQUENCY (1999 samples a second),
  * BENCH_TOP (25 functions), BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_KEEP=1 (keep the recordings),
@@ -51,13 +53,23 @@ async function main() {
     const bare = await startChildProxy('bench/bare-proxy.ts', { nodeArgs, args: [upstream.origin] })
     started.push(bare)
     const { key } = await credentials(keygate.url)
-    const rows = [
-      { id: 'bare', url: bare.url, pid: bare.pid, bearer: undefined as string | undefined },
-      { id: 'keygate', url: keygate.url, pid: keygate.pid, bearer: key },
-    ]
     const generator = loadGenerator(dir)
+    // The headers Keygate sends upstream (its request id, forwarded headers, client address, identity assertion,
+    // trace context), as the upstream saw them: the second floor forwards exactly these on every request.
+    await generator.run({ origin: keygate.url, path: '/bench', bearer: key, connections: 50, seconds: 2 })
+    const seen = upstream.lastHeaders()
+    const carried: string[] = []
+    for (let i = 0; i < seen.length; i += 2) if (!['host', 'connection', 'keep-alive'].includes(seen[i]!.toLowerCase())) carried.push(seen[i]!, seen[i + 1]!)
+    writeFileSync(join(dir, 'keygate-headers.json'), JSON.stringify(carried))
+    const withHeaders = await startChildProxy('bench/bare-proxy.ts', { nodeArgs, args: [upstream.origin, join(dir, 'keygate-headers.json')] })
+    started.push(withHeaders)
+    const rows = [
+      { id: 'bare', label: 'bare Node proxy', url: bare.url, pid: bare.pid, bearer: undefined as string | undefined },
+      { id: 'headers', label: "bare proxy + Keygate's upstream headers", url: withHeaders.url, pid: withHeaders.pid, bearer: undefined as string | undefined },
+      { id: 'keygate', label: 'Keygate', url: keygate.url, pid: keygate.pid, bearer: key },
+    ]
     const measured = new Map(rows.map((r) => [r.id, { user: 0, system: 0, requests: 0, samples: [] as Sample[] }]))
-    for (const row of rows) await generator.run({ origin: row.url, path: '/bench', bearer: row.bearer, connections: 50, seconds: 2 })
+    for (const row of rows.slice(0, 2)) await generator.run({ origin: row.url, path: '/bench', bearer: row.bearer, connections: 50, seconds: 2 })
     for (let r = 0; r < rounds; r++) {
       for (const row of r % 2 ? [...rows].reverse() : rows) {
         const file = join(dir, `${row.id}-${r}.data`)
@@ -89,7 +101,9 @@ async function main() {
       '',
       `Machine: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}; Node ${process.version}; ${generator.name}, 50 connections, ${rounds} interleaved rounds × ${seconds} s per proxy; perf record -e cpu-clock at ${frequency} Hz with call graphs; Keygate with a warm API key on the local PostgreSQL and Redis (access log and metrics on, compiled build). Each sample is charged to the kernel, the garbage collector or the nearest JavaScript function on its stack (V8's builtins and runtime calls count for the function that called them); the measured CPU time per request (user + system, from /proc) is spread over the samples. Reproduce: \`npm run bench:profile\`.`,
       '',
-      ...cpuProfileReport(profileOf('bare'), profileOf('keygate'), top),
+      `The second column is the bare proxy sending, on every request, the ${carried.length / 2} headers Keygate sent upstream (${[...new Set(carried.filter((_, i) => i % 2 === 0))].join(', ')}; ${carried.reduce((n, s) => n + s.length, 0)} characters), as fixed strings: what carrying them costs Node's HTTP server and undici, apart from what it costs Keygate to make them.`,
+      '',
+      ...cpuProfileReport(rows.map((r) => ({ label: r.label, profile: profileOf(r.id) })), top),
     )
   } finally {
     await Promise.all(started.map((p) => p.stop().catch(() => {})))
