@@ -6,7 +6,8 @@
  * - kernel: the sample stopped in the kernel (socket reads and writes, TCP, scheduling);
  * - garbage collection: in V8's collector, on the main thread or a helper;
  * - otherwise the nearest JavaScript function on the stack (so V8's builtins, inline caches and runtime calls
- *   count for the function that called them), by where its file is: Keygate's own code, undici, other packages,
+ *   count for the function that called them), by where its file is: the proxy's own code (Keygate's, or the
+ *   bench's bare proxy), undici, other packages,
  *   Node's library (the HTTP server, streams, timers, the event loop's JavaScript side);
  * - no JavaScript on the stack: Node's native side (the HTTP parser, libuv, V8 compiling).
  */
@@ -42,7 +43,7 @@ export function parseSamples(text: string, jit?: (address: number) => string | u
   return samples
 }
 
-export const CATEGORIES = ['kernel', 'garbage collection', 'Keygate', 'undici', 'other packages', 'Node library', 'Node native'] as const
+export const CATEGORIES = ['kernel', 'garbage collection', 'the proxy\'s own code', 'undici', 'other packages', 'Node library', 'Node native'] as const
 export type Category = (typeof CATEGORIES)[number]
 
 const GC = /^(v8::internal::(Scavenger|ScavengerCollector|MarkCompactCollector|MinorMarkCompactCollector|ConcurrentMarking|IncrementalMarking|Sweeper|MarkingVisitorBase|MainMarkingVisitor|ConcurrentMarkingVisitor|MarkingWorklists|Heap::(Collect|Scavenge|MarkCompact|Evacuate))|heap::base::)/
@@ -60,7 +61,7 @@ export function attribute(sample: Sample, ownCode: RegExp): { category: Category
   for (const frame of sample.frames) {
     if (!/^(JS|LazyCompile|Function):/.test(frame)) continue
     const fn = jsName(frame)
-    if (ownCode.test(frame)) return { category: 'Keygate', fn }
+    if (ownCode.test(frame)) return { category: 'the proxy\'s own code', fn }
     if (frame.includes('/node_modules/undici/') || frame.includes('wasm-function')) return { category: 'undici', fn }
     if (frame.includes('/node_modules/')) return { category: 'other packages', fn }
     return { category: 'Node library', fn }
@@ -87,7 +88,10 @@ export function cpuProfile(samples: readonly Sample[], cpu: { userUs: number; sy
   for (const s of samples) {
     const { category, fn } = attribute(s, ownCode)
     categories.set(category, categories.get(category)! + perSample)
-    if (fn) functions.set(`${category}: ${fn}`, (functions.get(`${category}: ${fn}`) ?? 0) + perSample)
+    if (fn) {
+      const key = `${fn} (${category})`
+      functions.set(key, (functions.get(key) ?? 0) + perSample)
+    }
   }
   return { ...cpu, categories, functions, samples: samples.length }
 }

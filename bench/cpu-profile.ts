@@ -90,7 +90,8 @@ async function main() {
         process.stderr.write(`bench: round ${r + 1}/${rounds} ${row.id}: ${Math.round(res.rps)} req/s\n`)
       }
     }
-    const own = new RegExp(`${ROOT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\/$/, '')}/dist/(?!node_modules)`)
+    // The proxies' own code: Keygate's compiled files, and the bench's bare proxy.
+    const own = new RegExp(`${ROOT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\/$/, '')}/(dist|bench)/`)
     const profileOf = (id: string) => {
       const m = measured.get(id)!
       return cpuProfile(m.samples, { userUs: (m.user * 1000) / m.requests, systemUs: (m.system * 1000) / m.requests }, own)
