@@ -50,7 +50,7 @@ const GC = /^(v8::internal::(Scavenger|ScavengerCollector|MarkCompactCollector|M
 
 /** A JavaScript frame's name as the perf map gives it (`JS:*handle file:///app/dist/gateway/pipeline.js:63:33`), shortened. */
 export function jsName(symbol: string): string {
-  return symbol.replace(/^(JS|LazyCompile|Function):[*~^+]?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+:\d+$)/, ' ')
+  return symbol.replace(/^(JS|LazyCompile|Function):[*~^+']?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+:\d+$)/, ' ')
 }
 
 /** Whose work a sample was, and the JavaScript function it is charged to (when one is on the stack). */

@@ -87,7 +87,7 @@ export function profile(dump: string, perfMap: string): ProfileEntry[] {
   const nameOf = (part: string): string => {
     const address = /^0x([0-9a-fA-F]+)$/.exec(part)
     const named = address ? resolve(parseInt(address[1]!, 16)) ?? `${part} (not in the perf map)` : part
-    return named.replace(/^(JS|LazyCompile|Function|Script):[*~^+]?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+)/, ' ')
+    return named.replace(/^(JS|LazyCompile|Function|Script):[*~^+']?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+)/, ' ')
   }
   for (const [fn, self] of selfCosts(dump)) {
     // `--separate-callers=n` names a function with its callers: `f'caller'caller's caller` (a recursion level is `'2`).

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 
 /** Small helpers the benchmarks share: Debian packages, free ports, memory of a process tree. */
 
@@ -26,17 +25,8 @@ export function ensureBinary(binary: string, pkg: string): { path?: string; why?
   return installed ? { path: installed } : { why: `${binary} could not be installed (apt-get install -y ${pkg} failed)` }
 }
 
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
+/** A loopback port free at the time of asking, below the ephemeral range (see `scripts/ports.ts`). */
+export { freePort } from '../scripts/ports.ts'
 
 function processTree(pid: number): number[] {
   const parent = new Map<number, number>()

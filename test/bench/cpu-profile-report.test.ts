@@ -38,6 +38,7 @@ t.test('a sample is charged to the kernel, the collector, or the nearest JavaScr
   t.same(attribute(samples[4]!, OWN), { category: 'Node native' }, 'no JavaScript on the stack')
   t.same(attribute({ frames: ['x', 'JS:*parserOnIncoming node:_http_server:1026:26'] }, OWN), { category: 'Node library', fn: 'parserOnIncoming node:_http_server:1026:26' })
   t.same(attribute({ frames: ['JS:*get /app/node_modules/lru-cache/dist/esm/index.min.js:1:16506'] }, OWN), { category: 'other packages', fn: 'get index.min.js:1:16506' })
+  t.same(attribute({ frames: ["JS:'admit file:///app/dist/gateway/admission.js:10:14"] }, OWN), { category: 'the proxy\'s own code', fn: 'admit admission.js:10:14' }, 'the tier mark of Node 24\'s maps is dropped too')
 })
 
 t.test('the measured CPU time per request is spread over the samples, and the report puts both proxies side by side', async (t) => {
