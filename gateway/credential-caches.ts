@@ -17,15 +17,15 @@ import type { SessionRecord } from '../core/session-store.ts'
  */
 export function credentialCaches(deps: { env: Pick<EnvConfig, 'KEYGATE_CACHE_MAX' | 'KEYGATE_CACHE_TTL_MS' | 'KEYGATE_CACHE_NEGATIVE_TTL_MS' | 'KEYGATE_REDIS_PREFIX'>; redis?: RedisClient; metrics: Metrics }) {
   const { env, metrics } = deps
-  // The labelled counters, bound once per (layer, result): every warm request counts an L1 hit, and a labelled
-  // inc() hashes its label object each time.
+  // The counters' series, found once per (layer, result): every warm request counts an L1 hit, and prom-client's
+  // labelled inc() hashes its label object each time (a series is a plain number, folded in when /metrics is read).
   const counters: Record<string, Record<string, { inc(): void }>> = {}
   const options = {
     max: env.KEYGATE_CACHE_MAX,
     ttlMs: env.KEYGATE_CACHE_TTL_MS,
     negativeTtlMs: env.KEYGATE_CACHE_NEGATIVE_TTL_MS,
     shared: deps.redis ? redisSharedCache(deps.redis, env.KEYGATE_REDIS_PREFIX) : undefined,
-    onLookup: (layer: string, result: string) => ((counters[layer] ??= {})[result] ??= metrics.cacheLookups.labels({ layer, result })).inc(),
+    onLookup: (layer: string, result: string) => ((counters[layer] ??= {})[result] ??= metrics.cacheLookups.series({ layer, result })).inc(),
   }
   const keyCache = credentialCache<KeyRecord>(options)
   const sessionCache = credentialCache<SessionRecord>(options)
