@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -9,7 +9,7 @@ import { cpuProfile, cpuProfileReport, parseSamples, type Sample } from './cpu-p
 import { BENCH_DATABASE_URL, BENCH_REDIS_URL, benchGatewayEnv, credentials, sharedStores } from './fixtures.ts'
 import { startBenchKeygate } from './keygate-process.ts'
 import { parsePerfMap, resolver } from './instructions-profile.ts'
-import { ensureBinary, treeCpuSplitMs } from './system.ts'
+import { dropPerfMap, ensureBinary, treeCpuSplitMs, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -108,22 +108,13 @@ async function main() {
     )
   } finally {
     await Promise.all(started.map((p) => p.stop().catch(() => {})))
-    for (const p of started) {
-      const map = `/tmp/perf-${p.pid}.map`
-      if (process.env.BENCH_KEEP && existsSync(map)) writeFileSync(join(dir, `perf-${p.pid}.map`), readFileSync(map))
-      rmSync(map, { force: true })
-    }
+    for (const p of started) dropPerfMap(p.pid, dir)
     upstream.close()
     await stores.drop().catch(() => {})
     if (process.env.BENCH_KEEP) process.stderr.write(`bench: files kept in ${dir}\n`)
     else rmSync(dir, { recursive: true, force: true })
   }
-  const text = out.join('\n') + '\n'
-  process.stdout.write(text)
-  if (!existsSync('bench/results')) mkdirSync('bench/results', { recursive: true })
-  const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/cpu-profile-${new Date().toISOString().slice(0, 10)}.md`
-  writeFileSync(file, text)
-  process.stderr.write(`bench: written to ${file}\n`)
+  writeResults('cpu-profile', out.join('\n') + '\n')
 }
 
 main().catch((err: unknown) => {

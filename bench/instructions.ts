@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startChildProxy } from './child-proxy.ts'
@@ -9,7 +9,7 @@ import { load } from './load.ts'
 import { emptyMeasured, irReport, type IrMeasured } from './instructions-report.ts'
 import { profile, type ProfileEntry } from './instructions-profile.ts'
 import { perfStat, perRequest } from './perf-stat.ts'
-import { ensureBinary, treeCpuMs } from './system.ts'
+import { dropPerfMap, ensureBinary, treeCpuMs, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -121,10 +121,7 @@ async function main() {
       }
     }
     await Promise.all([counted.keygate.stop(), counted.bare.stop()])
-    for (const { pid } of [counted.keygate, counted.bare]) {
-      if (process.env.BENCH_KEEP && profileTop > 0) writeFileSync(join(dir, `perf-${pid}.map`), readFileSync(`/tmp/perf-${pid}.map`))
-      rmSync(`/tmp/perf-${pid}.map`, { force: true })
-    }
+    for (const { pid } of [counted.keygate, counted.bare]) dropPerfMap(pid, dir)
 
     const generator = loadGenerator(dir)
     const perfBinary = ensureBinary('perf', 'linux-perf')
@@ -161,12 +158,7 @@ async function main() {
     if (process.env.BENCH_KEEP) process.stderr.write(`bench: files kept in ${dir}\n`)
     else rmSync(dir, { recursive: true, force: true })
   }
-  const text = out.join('\n') + '\n'
-  process.stdout.write(text)
-  mkdirSync('bench/results', { recursive: true })
-  const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/instructions-${new Date().toISOString().slice(0, 10)}.md`
-  writeFileSync(file, text)
-  process.stderr.write(`bench: written to ${file}\n`)
+  writeResults('instructions', out.join('\n') + '\n')
 }
 
 /**

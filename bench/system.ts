@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 
 /** Small helpers the benchmarks share: Debian packages, free ports, memory of a process tree. */
 
@@ -109,4 +109,24 @@ export function endedChildrenCpuMs(): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // cutime and cstime are fields 16 and 17 of stat(5); here, counted from field 3, at 13 and 14.
   return (Number(fields[13]) + Number(fields[14])) * 10
+}
+
+/**
+ * Prints a bench's report and writes it to `BENCH_RESULTS_FILE`, else `bench/results/<name>-<date>.md` (a second
+ * run of the day overwrites the first); says where on stderr.
+ */
+export function writeResults(name: string, text: string): string {
+  process.stdout.write(text)
+  mkdirSync('bench/results', { recursive: true })
+  const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/${name}-${new Date().toISOString().slice(0, 10)}.md`
+  writeFileSync(file, text)
+  process.stderr.write(`bench: written to ${file}\n`)
+  return file
+}
+
+/** Where `node --perf-basic-prof` writes a process's symbol map; kept in `dir` with BENCH_KEEP, then removed. */
+export function dropPerfMap(pid: number, dir: string): void {
+  const map = `/tmp/perf-${pid}.map`
+  if (process.env.BENCH_KEEP && existsSync(map)) writeFileSync(`${dir}/perf-${pid}.map`, readFileSync(map))
+  rmSync(map, { force: true })
 }
