@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +10,7 @@ import { startNginxForwardAuth } from './nginx-forward-auth.ts'
 import { node24 } from './node-runtime.ts'
 import { median, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
 import { stackEnv } from './stack-settings.ts'
-import { endedChildrenCpuMs, treeCpuMs, treeRss } from './system.ts'
+import { endedChildrenCpuMs, treeCpuMs, treeRss, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -32,8 +32,8 @@ import { loadGenerator } from './wrk.ts'
  * logs), BENCH_COMPARE_DIR (another checkout, such as the code before a change: its gateway runs beside this one on
  * the same database, as the scenarios apikey-base, jwt-base, apikey-limited-base and cold-base, in the first section; it may
  * be this checkout, to compare node arguments), BENCH_COMPARE_NODE_ARGS (that gateway's node arguments instead of BENCH_NODE_ARGS), BENCH_RESULTS_FILE (where the
- * tables are written; `bench/results/gateway-<date>[-compare|-partial].md` by default, which a second run of the day
- * overwrites).
+ * tables are written; `bench/results/gateway-<date>[-compare|-partial].md` by default, `-b`, `-c`, … after it for
+ * the day's later runs).
  */
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const seconds = Number(process.env.BENCH_SECONDS ?? 10)
@@ -168,12 +168,7 @@ async function main() {
         await Promise.all(stops.map((p) => p.stop()))
       }
     }
-    const table = report(sections, generator.name, notes)
-    process.stdout.write(table)
-    mkdirSync('bench/results', { recursive: true })
-    const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/gateway-${new Date().toISOString().slice(0, 10)}${compareDir ? '-compare' : BENCH_ONLY ? '-partial' : ''}.md`
-    writeFileSync(file, table)
-    process.stderr.write(`bench: written to ${file}\n`)
+    writeResults('gateway', report(sections, generator.name, notes), compareDir ? '-compare' : BENCH_ONLY ? '-partial' : '')
   } finally {
     upstream.close()
     if (stores && !('skipped' in stores)) await stores.drop().catch(() => {})

@@ -112,16 +112,26 @@ export function endedChildrenCpuMs(): number {
 }
 
 /**
- * Prints a bench's report and writes it to `BENCH_RESULTS_FILE`, else `bench/results/<name>-<date>.md` (a second
- * run of the day overwrites the first); says where on stderr.
+ * Prints a bench's report and writes it to `BENCH_RESULTS_FILE`, else `bench/results/<name>-<date><kind>.md`, or,
+ * when a run of the day is there already (a README may cite it), `…-b.md`, `…-c.md`, …; says where on stderr.
  */
-export function writeResults(name: string, text: string): string {
+export function writeResults(name: string, text: string, kind = ''): string {
   process.stdout.write(text)
   mkdirSync('bench/results', { recursive: true })
-  const file = process.env.BENCH_RESULTS_FILE ?? `bench/results/${name}-${new Date().toISOString().slice(0, 10)}.md`
+  const file = process.env.BENCH_RESULTS_FILE ?? resultsFile(`bench/results/${name}-${new Date().toISOString().slice(0, 10)}${kind}`)
   writeFileSync(file, text)
   process.stderr.write(`bench: written to ${file}\n`)
   return file
+}
+
+/** `<base>.md`, or the first of `<base>-b.md`, `<base>-c.md`, … that does not exist yet. */
+export function resultsFile(base: string, exists: (file: string) => boolean = existsSync): string {
+  if (!exists(`${base}.md`)) return `${base}.md`
+  for (let c = 98; c <= 122; c++) {
+    const file = `${base}-${String.fromCharCode(c)}.md`
+    if (!exists(file)) return file
+  }
+  throw new Error(`${base}.md and every ${base}-b.md to -z.md exist already: set BENCH_RESULTS_FILE`)
 }
 
 /** Where `node --perf-basic-prof` writes a process's symbol map; kept in `dir` with BENCH_KEEP, then removed. */
