@@ -27,17 +27,18 @@ export function requestMetrics(metrics: Pick<Metrics, 'requests' | 'gatewayDurat
   const routes = new Map<string, RouteSeries>()
   const make = (route: string): RouteSeries => {
     const durations: HistogramSeries[] = []
-    const requests = new Map<string, CounterSeries>()
+    // By auth, then method, then status class: found without building a key string per request.
+    const requests = new Map<string, Map<string, CounterSeries[]>>()
     return {
       gatewayDuration: metrics.gatewayDuration.series({ route }),
       upstreamDuration: metrics.upstreamDuration.series({ route }),
       requestDuration: (c) => (durations[c] ??= metrics.requestDuration.series({ route, status_class: STATUS_CLASS[c]! })),
       requests(method, c, auth) {
-        // A method is an HTTP token (no line feed), auth one of a few names: the key is unambiguous.
-        const key = `${method}\n${auth}\n${c}`
-        let s = requests.get(key)
-        if (!s) requests.set(key, (s = metrics.requests.series({ route, method, status_class: STATUS_CLASS[c]!, auth })))
-        return s
+        let byMethod = requests.get(auth)
+        if (!byMethod) requests.set(auth, (byMethod = new Map()))
+        let byClass = byMethod.get(method)
+        if (!byClass) byMethod.set(method, (byClass = []))
+        return (byClass[c] ??= metrics.requests.series({ route, method, status_class: STATUS_CLASS[c]!, auth }))
       },
     }
   }
