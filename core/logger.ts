@@ -84,9 +84,25 @@ const keyPart = (key: string) => {
 // What JSON.stringify escapes in a string; without any, the string is its own JSON between quotes (the
 // common case: ids, names, codes), several times cheaper than JSON.stringify.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+/**
+ * A number's JSON (what `JSON.stringify` writes). A positive value with at most two decimals, such as the access
+ * line's milliseconds, is written from its hundredths in integer arithmetic: V8's double-to-string took about three
+ * times as long.
+ */
+export function numberJson(v: number): string {
+  if (!Number.isFinite(v)) return 'null'
+  if (Number.isInteger(v) || !(v > 0 && v < 1e13)) return String(v)
+  const h = Math.round(v * 100)
+  // Only when v is the double nearest to h / 100 is its shortest form the decimal h / 100.
+  if (h / 100 !== v) return String(v)
+  const whole = Math.floor(h / 100)
+  const cents = h - whole * 100
+  return cents % 10 === 0 ? `${whole}.${cents / 10}` : `${whole}.${cents < 10 ? '0' : ''}${cents}`
+}
+
 const valuePart = (v: LogFields[string]): string | undefined => {
   if (typeof v === 'string') return NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null'
+  if (typeof v === 'number') return numberJson(v)
   if (v === undefined) return undefined
   return JSON.stringify(v)
 }
@@ -96,7 +112,7 @@ const NEEDS_CARE = /["\\\u0000-\u001f\ud800-\udfff]|sk_|eyJ|rt_/
 /** A value's JSON, scrubbed (what `scrub` does to it inside a line: a match never crosses the quotes around it). */
 export const scrubbedPart = (v: LogFields[string]): string | undefined => {
   if (typeof v === 'string') return NEEDS_CARE.test(v) ? scrub(JSON.stringify(v)) : `"${v}"`
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null'
+  if (typeof v === 'number') return numberJson(v)
   if (v === undefined) return undefined
   return scrub(JSON.stringify(v))
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { apiKeyFormat } from '../../../core/api-key-format.ts'
 import { manualClock } from '../../../core/clock.ts'
-import { jsonLogger, scrub, scrubbedPart } from '../../../core/logger.ts'
+import { jsonLogger, numberJson, scrub, scrubbedPart } from '../../../core/logger.ts'
 import { tokenService } from '../../../core/tokens.ts'
 
 const tokens = tokenService({ secret: 'x'.repeat(32), issuer: 'keygate', audience: 'keygate', accessTtlSec: 900, refreshTtlSec: 3600, clock: manualClock() })
@@ -135,6 +135,21 @@ t.test('a template scrubs each value as the whole line would be scrubbed, wherev
     t.same(viaTemplate.map(untimed), viaInfo.map(untimed), JSON.stringify(base))
     t.notOk(viaTemplate[0]!.includes(key), 'no key in the output')
   }
+})
+
+t.test('a number is written as JSON.stringify writes it, two-decimal values included', async (t) => {
+  for (const v of [0, -0, 1, 0.5, 0.05, 0.1, 0.01, 1.23, 12.3, 99.99, 100.01, 0.3, 1.005, 2.675, 1e-7, 123456.78, 9_999_999_999_999.99, 1e13 + 0.5, 1e21, -1.25, Number.MAX_SAFE_INTEGER, 0.1 + 0.2, Number.NaN, Infinity, -Infinity]) {
+    t.equal(numberJson(v), JSON.stringify(v) ?? 'null', String(v))
+  }
+  let seed = 3
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+  let agreed = 0
+  for (let n = 0; n < 50_000; n++) {
+    const v = [Math.round(next() * 1e6) / 100, next() * 1000, Math.round(next() * 1e4) / 1000, Math.round(next() * 100) / 10][n % 4]!
+    if (numberJson(v) === JSON.stringify(v)) agreed++
+    else t.fail(`differs on ${v}`)
+  }
+  t.equal(agreed, 50_000, 'agrees on 50,000 generated values')
 })
 
 t.test('a template below the level writes nothing; a template naming a field twice is refused', async (t) => {
