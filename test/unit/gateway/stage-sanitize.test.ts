@@ -98,3 +98,17 @@ t.test('a response header named in Connection is dropped wherever it stands, in 
   // The same spellings again (their verdicts now remembered) without the Connection header: all kept.
   t.same(sanitizeResponseHeaders(['Content-Type', 'text/event-stream', 'X-Trace', 'a']), { headers: ['content-type', 'text/event-stream', 'x-trace', 'a'], eventStream: true })
 })
+
+t.test('response header names are recognised the same whether seen before at their position or not', async (t) => {
+  const answer = (...names: string[]) => names.flatMap((n) => [Buffer.from(n), Buffer.from('v')])
+  const first = answer('Content-Type', 'Connection', 'X-A')
+  t.same(sanitizeResponseHeaders(first).headers, ['content-type', 'v', 'x-a', 'v'])
+  t.same(sanitizeResponseHeaders(answer('Content-Type', 'Connection', 'X-A')).headers, ['content-type', 'v', 'x-a', 'v'], 'the same names again')
+  t.same(sanitizeResponseHeaders(answer('Keep-Alive', 'X-B', 'Transfer-Encoding')).headers, ['x-b', 'v'], 'other names at the same positions: hop-by-hop ones still dropped')
+  // A buffer the caller reuses after the call (undici's memory) does not change what a position holds.
+  const reused = answer('X-C', 'X-D')
+  sanitizeResponseHeaders(reused)
+  reused[0]!.write('TE\u0000', 'latin1')
+  t.same(sanitizeResponseHeaders(answer('X-C', 'X-D')).headers, ['x-c', 'v', 'x-d', 'v'])
+  t.same(sanitizeResponseHeaders(answer('TE', 'X-D')).headers, ['x-d', 'v'], 'and a hop-by-hop name of the length of the old one is still dropped')
+})
