@@ -1,3 +1,5 @@
+import { jsName } from './instructions-profile.ts'
+
 /**
  * Where a proxy's CPU time per request goes, from `perf script`'s samples (`perf record -e cpu-clock -g`, node
  * run with `--perf-basic-prof` so compiled JavaScript has names): each sample is charged to a part of the stack
@@ -47,11 +49,6 @@ export const CATEGORIES = ['kernel', 'garbage collection', 'the proxy\'s own cod
 export type Category = (typeof CATEGORIES)[number]
 
 const GC = /^(v8::internal::(Scavenger|ScavengerCollector|MarkCompactCollector|MinorMarkCompactCollector|ConcurrentMarking|IncrementalMarking|Sweeper|MarkingVisitorBase|MainMarkingVisitor|ConcurrentMarkingVisitor|MarkingWorklists|Heap::(Collect|Scavenge|MarkCompact|Evacuate))|heap::base::)/
-
-/** A JavaScript frame's name as the perf map gives it (`JS:*handle file:///app/dist/gateway/pipeline.js:63:33`), shortened. */
-export function jsName(symbol: string): string {
-  return symbol.replace(/^(JS|LazyCompile|Function):[*~^+']?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+:\d+$)/, ' ')
-}
 
 /** Whose work a sample was, and the JavaScript function it is charged to (when one is on the stack). */
 export function attribute(sample: Sample, ownCode: RegExp): { category: Category; fn?: string } {

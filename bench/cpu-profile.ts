@@ -9,7 +9,7 @@ import { cpuProfile, cpuProfileReport, parseSamples, type Sample } from './cpu-p
 import { BENCH_DATABASE_URL, BENCH_REDIS_URL, benchGatewayEnv, credentials, sharedStores } from './fixtures.ts'
 import { startBenchKeygate } from './keygate-process.ts'
 import { parsePerfMap, resolver } from './instructions-profile.ts'
-import { dropPerfMap, ensureBinary, treeCpuSplitMs, writeResults } from './system.ts'
+import { dropPerfMap, ensureBinary, perfMapNodeArgs, treeCpuSplitMs, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -43,7 +43,7 @@ async function main() {
   const upstream = await startUpstream()
   const stores = await sharedStores(BENCH_DATABASE_URL, BENCH_REDIS_URL)
   if ('skipped' in stores) throw new Error(stores.skipped)
-  const nodeArgs = ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`]
+  const nodeArgs = perfMapNodeArgs(dir)
   const started: Array<{ pid: number; stop(): Promise<void> }> = []
   const out: string[] = []
   try {
@@ -86,7 +86,8 @@ async function main() {
         m.requests += res.requests
         if (res.errors) throw new Error(`${res.errors} errors from ${row.id}`)
         const { stdout } = await run(perf.path, ['script', '-F', 'ip,sym,dso', '-i', file], { maxBuffer: 1 << 30 })
-        m.samples.push(...parseSamples(stdout, resolver(parsePerfMap(readFileSync(`/tmp/perf-${row.pid}.map`, 'utf8')))))
+        // Not pushed as spread arguments: a long round has more samples than a call takes arguments.
+        for (const sample of parseSamples(stdout, resolver(parsePerfMap(readFileSync(`/tmp/perf-${row.pid}.map`, 'utf8'))))) m.samples.push(sample)
         process.stderr.write(`bench: round ${r + 1}/${rounds} ${row.id}: ${Math.round(res.rps)} req/s\n`)
       }
     }

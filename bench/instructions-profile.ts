@@ -14,6 +14,15 @@ export interface ProfileEntry {
 /** One code object of a perf map: `<start hex> <size hex> <name>`. */
 interface MapEntry { start: number; end: number; name: string }
 
+/**
+ * A name as V8's perf map writes it (`JS:*handle file:///app/dist/gateway/pipeline.js:63:33`), shortened to the
+ * function and its file (`handle pipeline.js:63:33`): the kind and the tier mark (`*`, `~`, `^`, `+`, Node 24's `'`)
+ * dropped, so a function's tiers count as one, and the directories dropped.
+ */
+export function jsName(symbol: string): string {
+  return symbol.replace(/^(JS|LazyCompile|Function|Script):[*~^+']?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+)/, ' ')
+}
+
 /** Parses a perf map; a later entry for the same address wins (V8 reuses the space of code it dropped). */
 export function parsePerfMap(text: string): MapEntry[] {
   const entries: MapEntry[] = []
@@ -87,7 +96,7 @@ export function profile(dump: string, perfMap: string): ProfileEntry[] {
   const nameOf = (part: string): string => {
     const address = /^0x([0-9a-fA-F]+)$/.exec(part)
     const named = address ? resolve(parseInt(address[1]!, 16)) ?? `${part} (not in the perf map)` : part
-    return named.replace(/^(JS|LazyCompile|Function|Script):[*~^+']?/, '').replace(/ (file:\/\/)?\S*\/(?=[^/]+:\d+)/, ' ')
+    return jsName(named)
   }
   for (const [fn, self] of selfCosts(dump)) {
     // `--separate-callers=n` names a function with its callers: `f'caller'caller's caller` (a recursion level is `'2`).

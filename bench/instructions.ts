@@ -9,7 +9,7 @@ import { load } from './load.ts'
 import { emptyMeasured, irReport, type IrMeasured } from './instructions-report.ts'
 import { profile, type ProfileEntry } from './instructions-profile.ts'
 import { perfStat, perRequest } from './perf-stat.ts'
-import { dropPerfMap, ensureBinary, treeCpuMs, writeResults } from './system.ts'
+import { dropPerfMap, ensureBinary, perfMapNodeArgs, treeCpuMs, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -87,8 +87,7 @@ async function main() {
     const measured = new Map<string, IrMeasured>(rows.map((r) => [r.id, emptyMeasured()]))
 
     process.stderr.write('bench: starting Keygate and the bare proxy under callgrind (a minute or two)\n')
-    // V8's own log goes with the dumps (by default `isolate-*-v8.log` in the working directory).
-    const profiling = profileTop > 0 ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`] : []
+    const profiling = profileTop > 0 ? perfMapNodeArgs(dir) : []
     const counted = {
       keygate: start(await startBenchKeygate('keygate-callgrind', dir, { ...env, KEYGATE_REDIS_PREFIX: `${stores.prefix}c:` }, profiling, undefined, wrapper, 600_000)),
       bare: start(await startChildProxy('bench/bare-proxy.ts', { node: wrapper, nodeArgs: profiling, args: [upstream.origin], env: { HOST: VGDB_HOST } })),

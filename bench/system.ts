@@ -134,6 +134,15 @@ export function resultsFile(base: string, exists: (file: string) => boolean = ex
   throw new Error(`${base}.md and every ${base}-b.md to -z.md exist already: set BENCH_RESULTS_FILE`)
 }
 
+/**
+ * node's arguments for a process whose compiled JavaScript a profile must name: V8 writes its symbol map to
+ * `/tmp/perf-<pid>.map` (`dropPerfMap` disposes of it), and its own log, which the flag also turns on, into `dir`
+ * (by default `isolate-*-v8.log` in the working directory).
+ */
+export function perfMapNodeArgs(dir: string): string[] {
+  return ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${dir}/v8.log`]
+}
+
 /** Where `node --perf-basic-prof` writes a process's symbol map; kept in `dir` with BENCH_KEEP, then removed. */
 export function dropPerfMap(pid: number, dir: string): void {
   const map = `/tmp/perf-${pid}.map`

@@ -35,7 +35,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     authFailures: new Counter({ name: 'keygate_auth_failures_total', help: 'Denied credentials by code', labelNames: ['code'] as const, registers }),
     upstreamErrors: new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures by route and code', labelNames: ['route', 'code'] as const, registers }),
-    // Every warm request counts an in-process hit: a series folded in when read, as the four above.
+    // Every warm request counts an in-process hit: series folded in when read, as for the request metrics.
     cacheLookups: seriesCounter({ name: 'keygate_cache_lookups_total', help: 'Credential cache lookups by layer and result', labelNames: ['layer', 'result'] as const, registers }),
     streamsClosed: new Counter({ name: 'keygate_streams_closed_total', help: 'Open exchanges (WebSocket, SSE, uploads) closed because their credential was revoked or reached its deadline', labelNames: ['reason'] as const, registers }),
     cacheFlushes: new Counter({ name: 'keygate_cache_flushes_total', help: 'Whole in-process cache flushes after invalidation messages may have been missed', labelNames: ['reason'] as const, registers }),
