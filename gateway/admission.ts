@@ -142,7 +142,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     headers(req, admitted, requestId) {
       const headers = sanitizeRequestHeaders(req, { identityHeader: deps.identityHeader, forwardAuthorization: admitted.route.forward_authorization, strip: deps.stripHeaders })
       headers.push('x-request-id', requestId)
-      const forwarded = deps.forwarded.headers(req)
+      const forwarded = deps.forwarded.headers(req, admitted.route.internal)
       for (let i = 0; i < forwarded.length; i++) headers.push(forwarded[i]!)
       if (admitted.principal) pushIdentity(headers, admitted, admitted.principal)
       return headers

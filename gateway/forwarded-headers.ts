@@ -11,7 +11,8 @@ import { CLIENT_ADDRESS_PROOF_HEADER, type ClientAddressProof } from '../core/cl
 export const CLIENT_ADDRESS_HEADER = 'x-keygate-client-address'
 
 export interface ForwardedPolicy {
-  headers(req: IncomingMessage): string[]
+  /** @param withProof the client address goes with its proof (an upstream Keygate runs in-process: `Route.internal`). */
+  headers(req: IncomingMessage, withProof: boolean): string[]
   /** The client's address: the peer, or behind trusted proxies the nearest address that is not one of them. */
   clientAddress(req: IncomingMessage): string
   /** Whether the connection comes from one of the configured proxies (whose forwarded headers are believed). */
@@ -20,8 +21,8 @@ export interface ForwardedPolicy {
 
 /**
  * @param trusted addresses and CIDR ranges (`10.0.0.0/8`, `::1`) of proxies allowed to speak for clients.
- * @param proof when given, the client address goes with a proof (`x-keygate-client-address-proof`) that the
- *   in-process admin API checks before it believes the address.
+ * @param proof when given, the client address goes to in-process upstreams with a proof
+ *   (`x-keygate-client-address-proof`) that the in-process admin API checks before it believes the address.
  */
 export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientAddressProof, 'sign'>): ForwardedPolicy {
   const list = new BlockList()
@@ -66,7 +67,7 @@ export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientA
       const remote = req.socket.remoteAddress ?? ''
       return clientOf(remote, isTrusted(remote) ? one(req.headers['x-forwarded-for']) : undefined)
     },
-    headers(req) {
+    headers(req, withProof) {
       const remote = req.socket.remoteAddress ?? ''
       const trustedPeer = isTrusted(remote)
       const tls = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
@@ -75,7 +76,7 @@ export function forwardedPolicy(trusted: readonly string[], proof?: Pick<ClientA
       const host = (trustedPeer && one(req.headers['x-forwarded-host'])) || req.headers.host
       const client = clientOf(remote, priorFor)
       const out = ['x-forwarded-for', priorFor ? `${priorFor}, ${remote}` : remote, 'x-forwarded-proto', proto, CLIENT_ADDRESS_HEADER, client]
-      if (proof) out.push(CLIENT_ADDRESS_PROOF_HEADER, proof.sign(client))
+      if (proof && withProof) out.push(CLIENT_ADDRESS_PROOF_HEADER, proof.sign(client))
       if (host) out.push('x-forwarded-host', host)
       return out
     },

@@ -6,6 +6,12 @@ import { readUpstreamTls, type UpstreamTls } from '../config/upstream-tls.ts'
 export interface Route extends RouteConfig {
   readonly origins: readonly string[]
   readonly audience: string
+  /**
+   * Every origin is a service Keygate runs in-process (`internal:<name>`): only such an upstream gets the client
+   * address with its proof (`x-keygate-client-address-proof`). Any other upstream could replay a proof it saw to
+   * the in-process admin API's loopback port, as that client, for as long as the proof is fresh.
+   */
+  readonly internal: boolean
   /** The upstream's own TLS settings (private CA, client certificate), read from its files; absent: the system's CAs. */
   readonly tls?: UpstreamTls
 }
@@ -136,13 +142,14 @@ export function resolveRoutes(file: FileConfig, filePath: string, internal: Read
       return origin ?? ''
     })
     const tls = tlsOf.get(r.upstream)
-    return tls ? { ...r, origins, audience: r.audience ?? r.upstream, tls } : { ...r, origins, audience: r.audience ?? r.upstream }
+    const internalOnly = urls.every((url) => url.startsWith('internal:'))
+    return tls ? { ...r, origins, audience: r.audience ?? r.upstream, internal: internalOnly, tls } : { ...r, origins, audience: r.audience ?? r.upstream, internal: internalOnly }
   })
   return problems.length ? { problems } : { routes, problems }
 }
 
 /** A route from partial settings, with the file's defaults (tests and tools). */
-export function routeWithDefaults(r: Partial<RouteConfig> & Pick<RouteConfig, 'name' | 'prefix' | 'upstream'>, origins: string[] = ['http://127.0.0.1:1']): Route {
+export function routeWithDefaults(r: Partial<RouteConfig> & Pick<RouteConfig, 'name' | 'prefix' | 'upstream'>, origins: string[] = ['http://127.0.0.1:1'], internal = false): Route {
   const parsed = routeSchema.parse(r)
-  return { ...parsed, origins, audience: parsed.audience ?? parsed.upstream }
+  return { ...parsed, origins, audience: parsed.audience ?? parsed.upstream, internal }
 }

@@ -13,7 +13,8 @@ import { close, listen, routeFile } from '../helpers/upstreams.ts'
 /**
  * Hostile input to the admin API, through the gateway. Every attack ends in its documented status and code
  * (never a 500), changes nothing (the users, the keys and the sessions are compared before and after), and
- * what the gateway refuses never reaches the admin API (a recording relay sits in front of it).
+ * what the gateway refuses never reaches the admin API (a recording relay sits in front of its authenticated
+ * endpoints).
  */
 
 const LIMIT = 5
@@ -37,14 +38,17 @@ async function recordingRelay(target: string) {
   return { origin: await listen(server), seen, close: () => close(server) }
 }
 
-const routes = (adminUrl: string) => `
+// The public endpoints go straight to the in-process admin API, which believes the client address the gateway
+// states only from the gateway itself (with its proof, which no other upstream gets); the rest through `relayed`.
+const routes = (relayed: string) => `
 upstreams:
-  admin: { url: "${adminUrl}" }
+  admin: { url: "internal:admin" }
+  relayed: { url: "${relayed}" }
 routes:
   - { name: login, prefix: ${API}/login, methods: [POST], upstream: admin, auth: public }
   - { name: refresh, prefix: ${API}/refresh, methods: [POST], upstream: admin, auth: public }
   - { name: register, prefix: ${API}/register, methods: [POST], upstream: admin, auth: public }
-  - { name: auth, prefix: ${API}, upstream: admin }
+  - { name: auth, prefix: ${API}, upstream: relayed, audience: admin }
 `
 
 // --- wrong-type bodies: every row on every endpoint that takes a body ------------------------------------
@@ -195,7 +199,7 @@ t.test('hostile input to the admin API', async (t) => {
   const relay = await recordingRelay(listening!.admin_api!)
   t.teardown(async () => { await kg.close(); await relay.close(); await kg.db.drop() })
   writeFileSync(config, routes(relay.origin))
-  t.ok(kg.reload(), 'the admin API is reached through the recording relay')
+  t.ok(kg.reload(), 'the authenticated endpoints are reached through the recording relay')
 
   const secrets: string[] = [BOOTSTRAP.password, BOB.password, CAROL.password, DAVE.password]
   const keep = <T extends string>(s: T): T => { secrets.push(s); return s }
