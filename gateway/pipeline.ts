@@ -1,26 +1,28 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { TUNABLES } from '../config/tunables.ts'
 import type { ErrorCode } from '../core/error-codes.ts'
 import { KeygateError } from '../core/errors.ts'
-import type { Logger } from '../core/logger.ts'
+import type { LogFields, Logger } from '../core/logger.ts'
 import type { Metrics } from '../core/metrics.ts'
 import { writeProblem } from '../core/problem.ts'
-import type { Admission, RouteCheck } from './admission.ts'
+import type { Admission, Admitted, Refused, RouteCheck } from './admission.ts'
 import type { Principal } from './authenticator.ts'
 import { upstreamPath } from './router.ts'
 import type { CorsStage } from './cors.ts'
-import { limitBody, readBodyFirst } from './stage-body-limit.ts'
-import { forward } from './stage-forward.ts'
+import { limitBody, readBodyFirst, type ReadFirstResult } from './stage-body-limit.ts'
+import { forward, type ForwardOutcome, type ForwardRequest } from './stage-forward.ts'
 import type { RouteSlots } from './route-slots.ts'
 import type { StreamRegistry } from './stream-registry.ts'
 import { exchangeBytes } from './access-bytes.ts'
-import { pushTraceHeaders, traceContextOf, type SpanRecorder } from './trace-context.ts'
+import { pushTraceHeaders, traceContextOf, type SpanRecorder, type TraceContext } from './trace-context.ts'
 import { causeLabel } from './upstream-failure.ts'
 import type { Route } from './router.ts'
 import { headerRecord } from './stage-rate-limit.ts'
-import { requestMetrics, statusClassOf } from './request-metrics.ts'
+import { requestMetrics, statusClassOf, type RouteSeries } from './request-metrics.ts'
 
 /**
  * The request path of the data plane, in order:
@@ -91,195 +93,320 @@ const ACCESS_FIELDS = [
   'bytes_in', 'bytes_out', 'auth', 'user_id', 'key_id', 'code', 'cause', 'cause_detail',
 ] as const
 
-export function createPipeline(deps: PipelineDeps) {
-  const { metrics, logger, admission } = deps
-  const seriesOf = requestMetrics(metrics)
-  const accessLine = logger.template('info', 'request', ACCESS_FIELDS)
+/** What every exchange of one pipeline shares: its dependencies, resolved once. */
+interface Shared {
+  readonly deps: PipelineDeps
+  readonly seriesOf: (routeName: string) => RouteSeries
+  readonly accessLine: (values: ReadonlyArray<LogFields[string]>) => void
+  readonly takeSlot: RouteCheck<ServerResponse> | undefined
+}
+
+export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
   // HTTP's route check: a slot of the route, given back when the response closes.
   const slots = deps.slots
-  const takeSlot: RouteCheck<ServerResponse> | undefined = slots && ((route, res) => {
-    const release = slots.acquire(route)
-    if (!release) return 'ROUTE_BUSY'
-    res.once('close', release)
-    return undefined
-  })
+  const shared: Shared = {
+    deps,
+    seriesOf: requestMetrics(deps.metrics),
+    accessLine: deps.logger.template('info', 'request', ACCESS_FIELDS),
+    takeSlot: slots && ((route, res) => {
+      const release = slots.acquire(route)
+      if (!release) return 'ROUTE_BUSY'
+      res.once('close', release)
+      return undefined
+    }),
+  }
+  return (req, res) => new Exchange(shared, req, res).start()
+}
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now()
-    const trace = traceContextOf(req)
-    // Read now: once the answer is sent the request may have let go of its connection.
-    const connection = req.socket
-    const client = deps.clientAddress?.(req)
+/**
+ * One request on its way through the pipeline, and what the access line says of it. Each step continues
+ * synchronously when it can (a warm credential is admitted without a promise) and through a callback when it waits
+ * (a credential lookup, a body read first, the upstream's answer); every step's fault ends in `fault`, and
+ * `finish` writes the metrics and the access line once. The exchange is also the forward stage's request
+ * (`ForwardRequest`): no options object, promise or closure per request for it.
+ */
+class Exchange implements ForwardRequest {
+  private readonly started = performance.now()
+  private readonly trace: TraceContext
+  /** Read now: once its body has been read, or the answer sent, the request may have let go of its connection. */
+  private readonly connection: Socket
+  private readonly client: string | undefined
+  private readonly requestId: string
+  readonly method: string
+  private routeName = 'none'
+  private principal: Principal | null = null
+  private upstreamMs: number | undefined
+  private failure: ErrorCode | undefined
+  private untrack: (() => void) | undefined
+  private cause: string | undefined
+  private causeDetail: string | undefined
+  private refusedKeyId: string | undefined
+  private finished = false
+  // Set once admitted.
+  private admittedAs: Admitted | undefined
+  private limited: readonly string[] | undefined
+  private exceeded: () => boolean = never
+  private awaitHeaders: (() => void) | undefined
+  // The forward stage's request (`ForwardRequest`).
+  origin = ''
+  path = ''
+  headers: string[] = []
+  body: Readable | null = null
+  timeoutMs = 0
+  idleTimeoutMs = 0
+  responseHeaders: readonly string[] = []
+  /** Whether the socket's idle timer must be armed when the response starts (after a streamed upload). */
+  private rearm = false
+
+  constructor(
+    private readonly shared: Shared,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.trace = traceContextOf(req)
+    this.connection = req.socket
+    this.client = shared.deps.clientAddress?.(req)
     // Every answer carries the request id: the problem responses through deny(), the upstream's through the
     // forward stage (set once with the other headers: a setHeader() here made Node merge them one by one).
-    const requestId = requestIdOf(req)
-    const method = req.method ?? 'GET'
-    let routeName = 'none'
-    let principal: Principal | null = null
-    let upstreamMs: number | undefined
-    let failure: ErrorCode | undefined
-    let untrack: (() => void) | undefined
-    let origin: string | undefined
-    let cause: string | undefined
-    let causeDetail: string | undefined
-    let refusedKeyId: string | undefined
+    this.requestId = requestIdOf(req)
+    this.method = req.method ?? 'GET'
+  }
 
+  start(): void {
     try {
-      const cors = deps.cors?.(req, res, requestId)
+      const { deps, takeSlot } = this.shared
+      const cors = deps.cors?.(this.req, this.res, this.requestId)
       if (cors?.answered) {
-        routeName = cors.routeName
-        failure = cors.code
-        return
+        this.routeName = cors.routeName
+        this.failure = cors.code
+        return this.finish()
       }
       // A warm credential is admitted synchronously: no promise to wait for (see `admission.ts`).
-      const admitting = admission.admit(req, method, takeSlot, res)
-      const admitted = admitting instanceof Promise ? await admitting : admitting
+      const admitting = deps.admission.admit(this.req, this.method, takeSlot, this.res)
+      if (admitting instanceof Promise) admitting.then((a) => this.admitted(a), (err: unknown) => this.fault(err))
+      else this.admitted(admitting)
+    } catch (err) {
+      this.fault(err)
+    }
+  }
+
+  private admitted(admitted: Admitted | Refused): void {
+    try {
+      const { req, res, requestId } = this
       if (!admitted.ok) {
-        if (admitted.route) routeName = admitted.route.name
-        refusedKeyId = admitted.keyId
-        if (admitted.principal) principal = admitted.principal
-        failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
-        return
+        if (admitted.route) this.routeName = admitted.route.name
+        this.refusedKeyId = admitted.keyId
+        if (admitted.principal) this.principal = admitted.principal
+        this.failure = deny(req, res, requestId, admitted.code, admitted.allow ? { allow: admitted.allow.join(', ') } : admitted.headers)
+        return this.finish()
       }
-      const { route, router, credential } = admitted
-      routeName = route.name
+      const { route } = admitted
+      this.admittedAs = admitted
+      this.routeName = route.name
       // The rate limit's headers go on the gateway's own answers after admission too (413, 408, 502, 504).
-      const limited = admitted.responseHeaders
-      principal = admitted.principal
+      this.limited = admitted.responseHeaders
+      this.principal = admitted.principal
 
       const body = limitBody(req, route.max_body_bytes)
       if (!body.ok) {
-        failure = denyLimited(req, res, requestId, body.code, limited)
+        this.failure = denyLimited(req, res, requestId, body.code, this.limited)
+        return this.finish()
+      }
+      this.exceeded = body.exceeded
+      const upload = body.body
+      if (upload !== null && route.read_body_first) {
+        req.socket.setTimeout(route.idle_timeout_ms)
+        readBodyFirst(upload, route.body_timeout_ms, body.exceeded).then((read) => this.bodyRead(read), (err: unknown) => this.fault(err))
         return
       }
-      let upload = body.body
-      const readFirst = upload !== null && route.read_body_first
-      if (readFirst) {
-        req.socket.setTimeout(route.idle_timeout_ms)
-        const read = await readBodyFirst(upload!, route.body_timeout_ms, body.exceeded)
-        if (!read.ok) {
-          if (read.code === 'ABORTED') {
-            req.destroy()
-            return
-          }
-          // What is left of a slow body is not waited for: the connection closes after the answer.
-          res.shouldKeepAlive = false
-          res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-          failure = denyLimited(req, res, requestId, read.code, limited)
-          return
-        }
-        upload = read.body
-      }
-      // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
-      // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
-      const socket = req.socket
-      let awaitHeaders: (() => void) | undefined
-      const streamingUpload = upload !== null && !readFirst
-      if (streamingUpload) {
-        socket.setTimeout(route.idle_timeout_ms)
-        awaitHeaders = () => socket.setTimeout(0)
-        req.once('end', awaitHeaders)
-      } else if (socket.timeout !== 0) {
-        // Node's server already cleared the keep-alive timeout when the request arrived: usually nothing to do.
-        socket.setTimeout(0)
-      }
-
-      const headers = admission.headers(req, admitted, requestId)
-      pushTraceHeaders(headers, trace)
-      // A revocation cuts what is streaming under the credential: the upload while it flows, the response once
-      // it flows. Not the wait in between, which is where the admin call that revoked it sits.
-      const p = principal
-      const track = p && credential.kind === 'bearer' ? () => deps.streams.track(p, credential.value, () => res.destroy()) : () => undefined
-      if (streamingUpload) {
-        const untrackUpload = track()
-        if (untrackUpload) {
-          untrack = untrackUpload
-          req.once('end', untrackUpload)
-        }
-      }
-      const series = seriesOf(routeName)
-      series.gatewayDuration.observe((performance.now() - started) / 1000)
-
-      origin = router.origin(route)
-      const outcome = await forward((route.tls && deps.dispatcherFor?.(route)) || deps.dispatcher, res, {
-        origin,
-        path: upstreamPath(route, admitted.path) + admitted.search,
-        method,
-        headers,
-        body: upload,
-        timeoutMs: route.timeout_ms,
-        idleTimeoutMs: route.idle_timeout_ms,
-        responseHeaders: limited ? withRequestId(requestId, limited) : ['x-request-id', requestId],
-        onResponse: () => {
-          if (awaitHeaders) req.off('end', awaitHeaders)
-          socket.setTimeout(route.idle_timeout_ms)
-          return track()
-        },
-      })
-      upstreamMs = outcome.upstreamMs
-      series.upstreamDuration.observe(outcome.upstreamMs / 1000)
-      if (!outcome.ok) {
-        if (body.exceeded()) {
-          failure = denyLimited(req, res, requestId, 'BODY_TOO_LARGE', limited)
-          return
-        }
-        metrics.upstreamErrors.inc({ route: routeName, code: outcome.code })
-        if (outcome.code !== 'ABORTED') {
-          cause = outcome.failure.cause
-          causeDetail = outcome.failure.detail
-          metrics.upstreamFailures.inc({ route: routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(cause) })
-          failure = denyLimited(req, res, requestId, outcome.code, limited)
-        }
-      }
+      this.send(upload, upload !== null)
     } catch (err) {
-      const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
-      if (code === 'INTERNAL') logger.error('request failed', { request_id: requestId, error: String((err as Error)?.message ?? err) })
-      failure = deny(req, res, requestId, code)
-    } finally {
-      untrack?.()
-      const status = res.headersSent ? res.statusCode : 0
-      const statusClass = statusClassOf(status)
-      const ended = performance.now()
-      const series = seriesOf(routeName)
-      series.requests(method, statusClass, principal?.auth ?? 'none').inc()
-      series.requestDuration(statusClass).observe((ended - started) / 1000)
-      const url = req.url ?? ''
-      const query = url.indexOf('?')
-      const path = query < 0 ? url : url.slice(0, query)
-      const bytes = exchangeBytes(connection)
-      // In the order of ACCESS_FIELDS.
-      accessLine([
-        requestId,
-        trace.traceId,
-        routeName,
-        method,
-        path,
-        status,
-        Math.round((ended - started) * 100) / 100,
-        upstreamMs === undefined ? undefined : Math.round(upstreamMs * 100) / 100,
-        origin,
-        client,
-        req.headers['user-agent'],
-        bytes.in,
-        bytes.out,
-        principal?.auth ?? 'none',
-        principal?.userId,
-        principal?.keyId ?? refusedKeyId,
-        failure,
-        cause,
-        causeDetail,
-      ])
-      deps.spans?.record(trace, {
-        method,
-        route: routeName,
-        path,
-        status,
-        code: failure,
-        cause,
-        upstream: origin,
-        startMs: performance.timeOrigin + started,
-        endMs: performance.timeOrigin + ended,
-      })
+      this.fault(err)
     }
   }
+
+  private bodyRead(read: ReadFirstResult): void {
+    try {
+      if (!read.ok) {
+        if (read.code === 'ABORTED') {
+          this.req.destroy()
+          return this.finish()
+        }
+        // What is left of a slow body is not waited for: the connection closes after the answer.
+        const req = this.req
+        this.res.shouldKeepAlive = false
+        this.res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
+        this.failure = denyLimited(req, this.res, this.requestId, read.code, this.limited)
+        return this.finish()
+      }
+      this.send(read.body, false)
+    } catch (err) {
+      this.fault(err)
+    }
+  }
+
+  /** Sends the request upstream; `streamingUpload`: the body flows from the client as it is sent. */
+  private send(upload: Readable | null, streamingUpload: boolean): void {
+    const { req, shared: { deps } } = this
+    const admitted = this.admittedAs!
+    const { route, router } = admitted
+    // Silence on the connection is bounded by idle_timeout_ms while the body flows either way; the wait for
+    // the upstream's response headers is bounded by timeout_ms alone (the forward stage's headers timeout).
+    const socket = this.connection
+    if (streamingUpload) {
+      socket.setTimeout(route.idle_timeout_ms)
+      const awaitHeaders = () => socket.setTimeout(0)
+      this.awaitHeaders = awaitHeaders
+      req.once('end', awaitHeaders)
+      this.rearm = true
+    } else if (socket.timeout !== 0) {
+      // Node's server already cleared the keep-alive timeout when the request arrived: usually nothing to do.
+      socket.setTimeout(0)
+      this.rearm = true
+    }
+
+    const headers = deps.admission.headers(req, admitted, this.requestId)
+    pushTraceHeaders(headers, this.trace)
+    if (streamingUpload) {
+      // A revocation cuts the upload while it flows (and the response once it flows: `onResponse`).
+      const untrackUpload = this.track()
+      if (untrackUpload) {
+        this.untrack = untrackUpload
+        req.once('end', untrackUpload)
+      }
+    }
+    this.shared.seriesOf(this.routeName).gatewayDuration.observe((performance.now() - this.started) / 1000)
+
+    this.origin = router.origin(route)
+    this.path = upstreamPath(route, admitted.path) + admitted.search
+    this.headers = headers
+    this.body = upload
+    this.timeoutMs = route.timeout_ms
+    this.idleTimeoutMs = route.idle_timeout_ms
+    this.responseHeaders = this.limited ? withRequestId(this.requestId, this.limited) : ['x-request-id', this.requestId]
+    forward((route.tls && deps.dispatcherFor?.(route)) || deps.dispatcher, this.res, this)
+  }
+
+  /**
+   * A revocation cuts what is streaming under the credential: the upload while it flows, the response once it
+   * flows. Not the wait in between, which is where the admin call that revoked it sits.
+   */
+  private track(): (() => void) | undefined {
+    const { principal, res } = this
+    const credential = this.admittedAs!.credential
+    return principal && credential.kind === 'bearer' ? this.shared.deps.streams.track(principal, credential.value, () => res.destroy()) : undefined
+  }
+
+  /** The forward stage: the response started streaming to the client. */
+  onResponse(eventStream: boolean): (() => void) | undefined {
+    if (this.awaitHeaders) this.req.off('end', this.awaitHeaders)
+    // The client's silence while the response flows: bounded by idle_timeout_ms once the client stops reading
+    // (`onBackpressure`), or at once for an event stream, or when the upload left the timer changed; the
+    // upstream's silence is undici's body timeout.
+    if (this.rearm || eventStream) this.connection.setTimeout(this.idleTimeoutMs)
+    return this.track()
+  }
+
+  /** The forward stage: the client is not reading what the upstream sends. */
+  onBackpressure(): void {
+    const socket = this.connection
+    if (socket.timeout !== this.idleTimeoutMs) socket.setTimeout(this.idleTimeoutMs)
+  }
+
+  /** The forward stage's outcome. */
+  onOutcome(outcome: ForwardOutcome): void {
+    try {
+      const { req, res, requestId, shared: { deps } } = this
+      this.upstreamMs = outcome.upstreamMs
+      this.shared.seriesOf(this.routeName).upstreamDuration.observe(outcome.upstreamMs / 1000)
+      if (!outcome.ok) {
+        if (this.exceeded()) {
+          this.failure = denyLimited(req, res, requestId, 'BODY_TOO_LARGE', this.limited)
+          return this.finish()
+        }
+        deps.metrics.upstreamErrors.inc({ route: this.routeName, code: outcome.code })
+        if (outcome.code !== 'ABORTED') {
+          this.cause = outcome.failure.cause
+          this.causeDetail = outcome.failure.detail
+          deps.metrics.upstreamFailures.inc({ route: this.routeName, status: outcome.code === 'UPSTREAM_TIMEOUT' ? '504' : '502', cause: causeLabel(outcome.failure.cause) })
+          this.failure = denyLimited(req, res, requestId, outcome.code, this.limited)
+        }
+      }
+      this.finish()
+    } catch (err) {
+      this.fault(err)
+    }
+  }
+
+  /** A fault in any step: its code when it has one, else INTERNAL (logged); then the access line. */
+  private fault(err: unknown): void {
+    if (this.finished) {
+      // After the access line (a fault while writing it): logged, never thrown into the event loop.
+      this.shared.deps.logger.error('request failed', { request_id: this.requestId, error: String((err as Error)?.message ?? err) })
+      return
+    }
+    try {
+      const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
+      if (code === 'INTERNAL') this.shared.deps.logger.error('request failed', { request_id: this.requestId, error: String((err as Error)?.message ?? err) })
+      this.failure = deny(this.req, this.res, this.requestId, code)
+    } finally {
+      this.finish()
+    }
+  }
+
+  /** The exchange ended (answered, refused, failed): its metrics and its access line, once. */
+  private finish(): void {
+    if (this.finished) return
+    this.finished = true
+    this.untrack?.()
+    const { req, res, shared, principal, started, trace } = this
+    const status = res.headersSent ? res.statusCode : 0
+    const statusClass = statusClassOf(status)
+    const ended = performance.now()
+    const series = shared.seriesOf(this.routeName)
+    series.requests(this.method, statusClass, principal?.auth ?? 'none').inc()
+    series.requestDuration(statusClass).observe((ended - started) / 1000)
+    const url = req.url ?? ''
+    const query = url.indexOf('?')
+    const path = query < 0 ? url : url.slice(0, query)
+    const bytes = exchangeBytes(this.connection)
+    const origin = this.origin || undefined
+    // In the order of ACCESS_FIELDS.
+    shared.accessLine([
+      this.requestId,
+      trace.traceId,
+      this.routeName,
+      this.method,
+      path,
+      status,
+      Math.round((ended - started) * 100) / 100,
+      this.upstreamMs === undefined ? undefined : Math.round(this.upstreamMs * 100) / 100,
+      origin,
+      this.client,
+      req.headers['user-agent'],
+      bytes.in,
+      bytes.out,
+      principal?.auth ?? 'none',
+      principal?.userId,
+      principal?.keyId ?? this.refusedKeyId,
+      this.failure,
+      this.cause,
+      this.causeDetail,
+    ])
+    shared.deps.spans?.record(trace, {
+      method: this.method,
+      route: this.routeName,
+      path,
+      status,
+      code: this.failure,
+      cause: this.cause,
+      upstream: origin,
+      startMs: performance.timeOrigin + started,
+      endMs: performance.timeOrigin + ended,
+    })
+  }
+}
+
+function never(): boolean {
+  return false
 }

@@ -12,7 +12,7 @@ import { VERSION } from '../core/version.ts'
  * pipeline. Nothing under `/_keygate/` is ever routed upstream.
  */
 export interface GatewayServerDeps {
-  handle(req: IncomingMessage, res: ServerResponse): Promise<void>
+  handle(req: IncomingMessage, res: ServerResponse): void
   /** The forward-auth decision endpoint (`decide.ts`); unset, `/_keygate/decide` is 404 like the rest of `/_keygate/`. */
   decide?(req: IncomingMessage, res: ServerResponse): Promise<void>
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>
@@ -61,7 +61,7 @@ export function createGatewayServer(deps: GatewayServerDeps): Server {
       }
       if (url === '/.well-known/jwks.json') return json(res, 200, deps.jwks(), { 'cache-control': 'public, max-age=300' })
     }
-    void deps.handle(req, res)
+    deps.handle(req, res)
   }
   // HTTPS: the same server, behind a TLS handshake bounded like the headers (a handshake never finished holds a socket).
   const server: Server = deps.tls

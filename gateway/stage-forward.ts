@@ -16,23 +16,30 @@ import { upstreamCause, type UpstreamCause } from './upstream-failure.ts'
  * stage, which cost about a fifth of the gateway's CPU per request.
  */
 export interface ForwardRequest {
-  origin: string
-  path: string
-  method: string
-  headers: string[]
-  body: Readable | null
+  readonly origin: string
+  readonly path: string
+  readonly method: string
+  readonly headers: string[]
+  readonly body: Readable | null
   /**
    * Until the response headers arrive: from the dispatch (waiting for a pooled connection or for the TCP
    * handshake included) without a request body; with one, the wait for a connection, then from the end of
    * the upload (undici's headers timeout, which restarts with every body chunk written).
    */
-  timeoutMs: number
+  readonly timeoutMs: number
   /** Longest silence while the response body streams. */
-  idleTimeoutMs: number
+  readonly idleTimeoutMs: number
   /** Headers added to the response (`[name, value, …]`, lowercase names) unless the upstream sent them itself. */
-  responseHeaders?: readonly string[]
-  /** Called when the response starts streaming to the client; its return runs when the stream ends. */
-  onResponse?: () => (() => void) | undefined
+  readonly responseHeaders?: readonly string[]
+  /**
+   * The response starts streaming to the client (`eventStream`: its content type is `text/event-stream`); the
+   * function returned runs when the stream ends.
+   */
+  onResponse?(eventStream: boolean): (() => void) | undefined
+  /** The client is not reading: the upstream is paused until it drains. */
+  onBackpressure?(): void
+  /** How the exchange ended; called once. */
+  onOutcome(outcome: ForwardOutcome): void
 }
 
 export type ForwardOutcome =
@@ -74,7 +81,6 @@ class Relay {
     private readonly res: RelayedResponse,
     private readonly f: ForwardRequest,
     private readonly started: number,
-    private readonly resolve: (outcome: ForwardOutcome) => void,
   ) {}
 
   onConnect(abort: (err: Error) => void): void {
@@ -128,13 +134,14 @@ class Relay {
     this.res.writeHead(statusCode, headers)
     this.responding = true
     if (eventStream) this.res.flushHeaders()
-    this.ended = this.f.onResponse?.()
+    this.ended = this.f.onResponse?.(eventStream)
     return true
   }
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true
     this.res.once('drain', this.resumeUpstream!)
+    this.f.onBackpressure?.()
     return false
   }
 
@@ -175,7 +182,7 @@ class Relay {
     this.clearTimer()
     this.res[kRelay] = undefined
     this.ended?.()
-    this.resolve(outcome)
+    this.f.onOutcome(outcome)
   }
 }
 
@@ -186,25 +193,28 @@ function hasHeader(list: readonly string[], name: string): boolean {
   return false
 }
 
+function relayTimeout(relay: Relay): void {
+  relay.timeout()
+}
+
 function onResponseClose(this: RelayedResponse): void {
   this.off('close', onResponseClose)
   this[kRelay]?.closed()
 }
 
-export function forward(dispatcher: Dispatcher, res: ServerResponse, f: ForwardRequest): Promise<ForwardOutcome> {
-  return new Promise((resolve) => {
-    const relay = new Relay(res, f, performance.now(), resolve)
-    ;(res as RelayedResponse)[kRelay] = relay
-    res.on('close', onResponseClose)
-    relay.timer = setTimeout(() => relay.timeout(), f.timeoutMs)
-    dispatcher.dispatch({
-      origin: f.origin,
-      path: f.path,
-      method: f.method as Dispatcher.HttpMethod,
-      headers: f.headers,
-      body: f.body,
-      headersTimeout: f.timeoutMs,
-      bodyTimeout: f.idleTimeoutMs,
-    }, relay as unknown as Dispatcher.DispatchHandler)
-  })
+/** Sends `f` upstream and relays the answer to `res`; `f.onOutcome` hears how it ended. */
+export function forward(dispatcher: Dispatcher, res: ServerResponse, f: ForwardRequest): void {
+  const relay = new Relay(res, f, performance.now())
+  ;(res as RelayedResponse)[kRelay] = relay
+  res.on('close', onResponseClose)
+  relay.timer = setTimeout(relayTimeout, f.timeoutMs, relay)
+  dispatcher.dispatch({
+    origin: f.origin,
+    path: f.path,
+    method: f.method as Dispatcher.HttpMethod,
+    headers: f.headers,
+    body: f.body,
+    headersTimeout: f.timeoutMs,
+    bodyTimeout: f.idleTimeoutMs,
+  }, relay as unknown as Dispatcher.DispatchHandler)
 }
