@@ -71,8 +71,25 @@ t.test('streaming through the gateway', async (t) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bulkData.length, 'set-cookie': ['a=1', 'b=2'] })
     res.end(bulkData)
   })
+  // A download without end (up to 1 GiB), written as fast as the gateway takes it: more than the kernel's socket
+  // buffers on both legs hold, so a client that stops reading holds the gateway back.
+  let endlessCut = 0
+  const chunk = randomBytes(1024 * 1024)
+  const endless = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    let sent = 0
+    const more = () => {
+      while (sent < 1024 && !res.destroyed) {
+        sent++
+        if (!res.write(chunk)) return void res.once('drain', more)
+      }
+      res.end()
+    }
+    more()
+    res.on('close', () => { if (!res.writableFinished) endlessCut++ })
+  })
   const echo = await echoServer()
-  const [wsOrigin, refusingOrigin, sseOrigin, thinkingOrigin, bulkOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse), listen(thinking), listen(bulk)])
+  const [wsOrigin, refusingOrigin, sseOrigin, thinkingOrigin, bulkOrigin, endlessOrigin] = await Promise.all([listen(wsUpstream), listen(refusing), listen(sse), listen(thinking), listen(bulk), listen(endless)])
   const config = routeFile(`
 upstreams:
   admin: { url: "internal:admin" }
@@ -84,6 +101,7 @@ upstreams:
   echo: { url: "${echo.origin}" }
   thinking: { url: "${thinkingOrigin}" }
   bulk: { url: "${bulkOrigin}" }
+  endless: { url: "${endlessOrigin}" }
 routes:
   - { name: login, prefix: /api/v1/auth/login, upstream: admin, auth: public }
   - { name: auth, prefix: /api/v1/auth, upstream: admin }
@@ -97,13 +115,14 @@ routes:
   - { name: slow-body, prefix: /slow-body, upstream: echo, idle_timeout_ms: 300 }
   - { name: thinking, prefix: /thinking, upstream: thinking, idle_timeout_ms: 300, timeout_ms: 5000 }
   - { name: bulk, prefix: /bulk, upstream: bulk }
+  - { name: stalled-reader, prefix: /stalled, upstream: endless, idle_timeout_ms: 400 }
 `)
   const kg = await keygateOnPostgres('streaming', { KEYGATE_CONFIG: config, KEYGATE_MAX_KEYS_PER_USER: '10' })
   t.teardown(async () => {
     await kg.close()
     await kg.db.drop()
     wss.close()
-    await Promise.all([close(wsUpstream), close(refusing), close(sse), close(thinking), close(bulk), echo.close()])
+    await Promise.all([close(wsUpstream), close(refusing), close(sse), close(thinking), close(bulk), close(endless), echo.close()])
   })
   const jwt = (await call(kg.url, 'POST', '/api/v1/auth/login', { body: BOOTSTRAP })).json.access_token
   const newKey = async (name: string) => (await call(kg.url, 'POST', '/api/v1/auth/api-key', { token: jwt, body: { name } })).json
@@ -327,6 +346,43 @@ routes:
     t.equal(got.bytes, bulkData.length)
     t.equal(got.sha256, createHash('sha256').update(bulkData).digest('hex'), 'byte for byte')
     t.ok(got.pauses >= 5, 'the client paused along the way')
+  })
+
+  await t.test('a client that stops reading in the middle of a download is cut after the route\'s idle timeout, and the upstream exchange with it', async (t) => {
+    const before = endlessCut
+    const client = connect(kg.port, '127.0.0.1')
+    let bytes = 0
+    let pausedAt = 0
+    const closed = new Promise<void>((resolve, reject) => {
+      client.on('close', () => resolve())
+      client.on('error', reject)
+    })
+    let heads = ''
+    client.on('data', (d: Buffer) => {
+      bytes += d.length
+      if (pausedAt) return
+      // The answer to a first request, then the download's head and a little of its body, then nothing more: the
+      // kernel's buffers fill, then the gateway's. (The download is the connection's second exchange: a kept-alive
+      // connection is what a client that means harm reuses.)
+      heads += d.toString('latin1', 0, Math.min(d.length, 4096))
+      if (heads.split('HTTP/1.1 200').length > 2) {
+        pausedAt = performance.now()
+        client.pause()
+      }
+    })
+    const head = (path: string) => `GET ${path} HTTP/1.1\r\nHost: keygate.test\r\nAuthorization: Bearer ${jwt}\r\n\r\n`
+    client.write(head('/api/v1/auth/me') + head('/stalled'))
+    while (endlessCut === before && (!pausedAt || performance.now() - pausedAt < 10_000)) await new Promise((r) => setTimeout(r, 20))
+    const cutAfterMs = performance.now() - pausedAt
+    t.equal(endlessCut, before + 1, `the upstream's response was closed unfinished ${cutAfterMs.toFixed(0)} ms after the client stopped reading`)
+    t.ok(cutAfterMs >= 400, 'not before idle_timeout_ms (400 ms; the socket buffers fill first)')
+    // A paused client sees nothing of it: reading again, it gets what was buffered, then the end of the connection.
+    client.resume()
+    await closed
+    t.pass(`the gateway closed the client's connection (${bytes} bytes had reached it)`)
+    const line = kg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.route === 'stalled-reader').at(-1)
+    t.match(line, { status: 200, auth: 'jwt' }, 'the cut exchange is logged with the status that was sent')
+    t.ok((line?.bytes_out as number) < 1024 * 1024 * 1024, `with the bytes that were sent (${line?.bytes_out})`)
   })
 
   await t.test('a client that leaves in the middle of a response stops the upstream exchange, and the gateway keeps serving', async (t) => {
