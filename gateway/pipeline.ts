@@ -315,6 +315,8 @@ class Exchange implements ForwardRequest {
 
   /** The forward stage's outcome. */
   onOutcome(outcome: ForwardOutcome): void {
+    // Already answered: a fault thrown on the way to the dispatch was.
+    if (this.finished) return
     try {
       const { req, res, requestId, shared: { deps } } = this
       this.upstreamMs = outcome.upstreamMs
