@@ -13,7 +13,7 @@ export interface Scenario { id: string; name: string; spec: Omit<LoadSpec, 'conn
  * this process (the upstream, and the built-in generator when wrk is missing) and of the proxy, against what the
  * machine's cores could give in that time.
  */
-export type Round = LoadResult & { rss?: number; cpuMs?: number; box?: { generatorMs: number; upstreamMs: number; proxyMs?: number; capacityMs: number } }
+export type Round = LoadResult & { rss?: number; cpuMs?: number; /** Of `cpuMs`, user time. */ userMs?: number; box?: { generatorMs: number; upstreamMs: number; proxyMs?: number; capacityMs: number } }
 
 export interface Section { title: string; scenarios: Scenario[]; results: Map<string, Round[]> }
 
@@ -24,6 +24,7 @@ export function median(results: Map<string, Round[]>, id: string): Round | undef
 }
 
 const cpuPerRequest = (r?: Round) => (r?.cpuMs === undefined || !r.requests ? undefined : (r.cpuMs * 1000) / r.requests)
+const userPerRequest = (r?: Round) => (r?.userMs === undefined || !r.requests ? undefined : (r.userMs * 1000) / r.requests)
 const percent = (ms: number | undefined, capacity: number) => (ms === undefined ? '–' : ((ms / capacity) * 100).toFixed(0))
 const boxOf = (r: Round) => (r.box ? `${percent(r.box.generatorMs, r.box.capacityMs)} / ${percent(r.box.upstreamMs, r.box.capacityMs)} / ${percent(r.box.proxyMs, r.box.capacityMs)}` : '–')
 
@@ -95,23 +96,52 @@ export function sectionTargets(section: Section, nginx: Round | undefined, cores
   return lines
 }
 
-/**
- * The CPU per request of `b` less `a`'s, round by round (the two run one after the other in each round, so drift
- * hits both alike), and their median: steadier than the difference of the two median rounds, which may come
- * from different rounds.
- */
-function roundByRound(section: Section, a: string, b: string): string {
+/** `b`'s figure less `a`'s, round by round (the two run one after the other in each round, so drift hits both alike). */
+function roundDifferences(section: Section, a: string, b: string, perRequest: (r?: Round) => number | undefined): number[] {
   const ra = section.results.get(a) ?? []
   const rb = section.results.get(b) ?? []
   const d: number[] = []
   for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
-    const x = cpuPerRequest(ra[i])
-    const y = cpuPerRequest(rb[i])
+    const x = perRequest(ra[i])
+    const y = perRequest(rb[i])
     if (x !== undefined && y !== undefined) d.push(y - x)
   }
+  return d
+}
+
+/** The value at fraction `q` (0 to 1) of the sorted list, between its two nearest when it falls between them. */
+function quantile(sorted: readonly number[], q: number): number {
+  const at = (sorted.length - 1) * q
+  const lo = Math.floor(at)
+  return sorted[lo]! + (sorted[Math.ceil(at)]! - sorted[lo]!) * (at - lo)
+}
+
+/**
+ * The CPU per request of `b` less `a`'s, round by round, and their median: steadier than the difference of the
+ * two median rounds, which may come from different rounds.
+ */
+function roundByRound(section: Section, a: string, b: string): string {
+  const d = roundDifferences(section, a, b, cpuPerRequest)
   if (d.length < 2) return ''
-  const sorted = [...d].sort((x, y) => x - y)
-  const mid = sorted.length / 2
-  const median = sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-  return ` (round by round: ${d.map((x) => x.toFixed(1)).join(', ')}; median ${median.toFixed(1)} µs)`
+  return ` (round by round: ${d.map((x) => x.toFixed(1)).join(', ')}; median ${quantile([...d].sort((x, y) => x - y), 0.5).toFixed(1)} µs)`
+}
+
+/**
+ * With `BENCH_COMPARE_DIR`: each Keygate row against the same row of the code there, round by round, in CPU time
+ * and in user time alone. Where a system call is expensive (a VM that traps them costs ~2 µs per write), the
+ * kernel's share moves with the machine's load round to round more than user time does: the user time's
+ * differences then tell a change of a few per cent that the total's cannot.
+ */
+export function comparisonLines(section: Section): string[] {
+  const lines: string[] = []
+  for (const s of section.scenarios) {
+    const base = `${s.id}-base`
+    if (!section.results.has(base) || !section.results.has(s.id)) continue
+    const total = roundDifferences(section, base, s.id, cpuPerRequest).sort((x, y) => x - y)
+    const user = roundDifferences(section, base, s.id, userPerRequest).sort((x, y) => x - y)
+    if (!total.length) continue
+    const spread = (d: number[]) => `median ${quantile(d, 0.5).toFixed(1)} µs (quartiles ${quantile(d, 0.25).toFixed(1)} to ${quantile(d, 0.75).toFixed(1)})`
+    lines.push(`- ${s.name}, here less there, over ${total.length} rounds: CPU per request ${spread(total)}${user.length ? `; user time alone ${spread(user)}` : ''}`)
+  }
+  return lines
 }

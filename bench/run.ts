@@ -8,9 +8,9 @@ import { startBenchKeygate } from './keygate-process.ts'
 import { startNginx } from './nginx.ts'
 import { startNginxForwardAuth } from './nginx-forward-auth.ts'
 import { node24 } from './node-runtime.ts'
-import { median, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
+import { comparisonLines, median, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
 import { stackEnv } from './stack-settings.ts'
-import { endedChildrenCpuMs, treeCpuMs, treeRss, writeResults } from './system.ts'
+import { endedChildrenCpuMs, treeCpuSplitMs, treeRss, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
 import { loadGenerator } from './wrk.ts'
 
@@ -180,7 +180,11 @@ async function main() {
   async function measure(scenarios: Scenario[], rt: Runtime, notes: string[], dead: () => { name: string; died(): string | undefined } | undefined): Promise<Map<string, Round[]>> {
     const run = async (s: Scenario, secs: number): Promise<Round> => {
       await s.beforeRound?.()
-      const cpuOf = () => (s.pid ? treeCpuMs(s.pid) : 0) + (s.alsoPid ? treeCpuMs(s.alsoPid) : 0)
+      const cpuOf = () => {
+        const a = s.pid ? treeCpuSplitMs(s.pid) : { user: 0, system: 0 }
+        const b = s.alsoPid ? treeCpuSplitMs(s.alsoPid) : { user: 0, system: 0 }
+        return { user: a.user + b.user, system: a.system + b.system }
+      }
       const cpu0 = cpuOf()
       const generator0 = endedChildrenCpuMs()
       const self0 = process.cpuUsage()
@@ -189,8 +193,10 @@ async function main() {
       const self = process.cpuUsage(self0)
       const box = { generatorMs: endedChildrenCpuMs() - generator0, upstreamMs: (self.user + self.system) / 1000, capacityMs: cores * (performance.now() - t0) }
       if (!s.pid) return { ...result, box }
-      const cpuMs = cpuOf() - cpu0
-      return { ...result, cpuMs, rss: treeRss(s.pid) + (s.alsoPid ? treeRss(s.alsoPid) : 0), box: { ...box, proxyMs: cpuMs } }
+      const cpu1 = cpuOf()
+      const userMs = cpu1.user - cpu0.user
+      const cpuMs = userMs + cpu1.system - cpu0.system
+      return { ...result, cpuMs, userMs, rss: treeRss(s.pid) + (s.alsoPid ? treeRss(s.alsoPid) : 0), box: { ...box, proxyMs: cpuMs } }
     }
     for (const s of scenarios) {
       const w = await run(s, warmup)
@@ -225,7 +231,8 @@ function report(sections: Section[], generatorName: string, notes: string[]): st
   ]
   const parts = sections.map((s) => {
     const targets = sectionTargets(s, nginx, cpu.length)
-    return `## ${s.title}\n\n${sectionTable(s, nginx)}\n\nTargets (issue 16):\n${targets.join('\n')}\n`
+    const compared = comparisonLines(s)
+    return `## ${s.title}\n\n${sectionTable(s, nginx)}\n\nTargets (issue 16):\n${targets.join('\n')}\n${compared.length ? `\nAgainst the code at BENCH_COMPARE_DIR, same run:\n${compared.join('\n')}\n` : ''}`
   })
   return `${header.join('\n')}\n\n${parts.join('\n')}${notes.length ? `\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`
 }

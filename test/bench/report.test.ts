@@ -1,6 +1,6 @@
 import t from 'tap'
 import { nginxConf } from '../../bench/nginx-conf.ts'
-import { sectionTable, sectionTargets, type Round, type Section } from '../../bench/report.ts'
+import { comparisonLines, sectionTable, sectionTargets, type Round, type Section } from '../../bench/report.ts'
 
 const round = (rps: number, cpuUsPerReq: number, p99 = 5, errors = 0): Round => ({
   requests: rps * 10, errors, rps, p50: 1, p99, max: 20, cpuMs: (rps * 10 * cpuUsPerReq) / 1000, rss: 100 * 2 ** 20,
@@ -42,6 +42,21 @@ t.test('the rate limit\'s cost is checked on the median rounds, and shown round 
   }), undefined, 2)
   t.match(lineOf(lines, '- rate limit ≤ 10 µs'), /: 4\.0 µs \(round by round: 4\.0, 3\.0, 2\.0; median 3\.0 µs\) — met$/)
   t.match(lineOf(lines, '- the same at BENCH_COMPARE_DIR'), /: 18\.0 µs \(round by round: 15\.0, 18\.0; median 16\.5 µs\)$/)
+})
+
+t.test('each Keygate row is compared with the same row of the code at BENCH_COMPARE_DIR, round by round, in CPU and in user time', async (t) => {
+  const withUser = (rps: number, cpuUs: number, userUs: number): Round => ({ ...round(rps, cpuUs), userMs: (rps * 10 * userUs) / 1000 })
+  const rows: Record<string, Round[]> = {
+    apikey: [withUser(10_000, 100, 70), withUser(9000, 130, 72), withUser(11_000, 90, 66), withUser(10_000, 104, 69)],
+    'apikey-base': [withUser(10_000, 104, 74), withUser(9000, 120, 75), withUser(11_000, 99, 70), withUser(10_000, 110, 72)],
+    jwt: [round(10_000, 100)],
+    bare: [round(20_000, 40)],
+  }
+  const s: Section = { title: 'Node test', scenarios: Object.keys(rows).map((id) => ({ id, name: id, spec: { origin: 'http://x', path: '/' } })), results: new Map(Object.entries(rows)) }
+  const lines = comparisonLines(s)
+  t.equal(lines.length, 1, 'one line: only the API key row ran at both')
+  // CPU: −4, +10, −9, −6 → sorted −9, −6, −4, +10: median −5, quartiles −6.75 and −0.5 (interpolated); user: −4, −3, −4, −3.
+  t.equal(lines[0], '- apikey, here less there, over 4 rounds: CPU per request median -5.0 µs (quartiles -6.8 to -0.5); user time alone median -3.5 µs (quartiles -4.0 to -3.0)')
 })
 
 t.test('the table has a column against the bare proxy and the box\'s shares, and RSS last', async (t) => {
