@@ -17,6 +17,23 @@ export type Round = LoadResult & { rss?: number; cpuMs?: number; /** Of `cpuMs`,
 
 export interface Section { title: string; scenarios: Scenario[]; results: Map<string, Round[]> }
 
+/**
+ * The order the scenarios run in within a round: each row of the code at BENCH_COMPARE_DIR (`<id>-base`) right
+ * after the same row here, so the two meet the machine in the same state; every other round runs the order
+ * backwards (A B, B A, …), so neither always runs first.
+ */
+export function roundOrder<S extends Pick<Scenario, 'id'>>(scenarios: readonly S[]): S[] {
+  const byId = new Map(scenarios.map((s) => [s.id, s]))
+  const order: S[] = []
+  for (const s of scenarios) {
+    if (s.id.endsWith('-base') && byId.has(s.id.slice(0, -'-base'.length))) continue
+    order.push(s)
+    const base = byId.get(`${s.id}-base`)
+    if (base) order.push(base)
+  }
+  return order
+}
+
 /** The median round of a scenario by req/s (undefined when it did not run). */
 export function median(results: Map<string, Round[]>, id: string): Round | undefined {
   const list = [...(results.get(id) ?? [])].sort((a, b) => a.rps - b.rps)

@@ -8,7 +8,7 @@ import { startBenchKeygate } from './keygate-process.ts'
 import { startNginx } from './nginx.ts'
 import { startNginxForwardAuth } from './nginx-forward-auth.ts'
 import { node24 } from './node-runtime.ts'
-import { comparisonLines, median, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
+import { comparisonLines, median, roundOrder, sectionTable, sectionTargets, type Round, type Scenario, type Section } from './report.ts'
 import { stackEnv } from './stack-settings.ts'
 import { endedChildrenCpuMs, treeCpuSplitMs, treeRss, writeResults } from './system.ts'
 import { startUpstream } from './upstream.ts'
@@ -203,8 +203,9 @@ async function main() {
       if (w.errors) notes.push(`${s.id}${rt.tag}: ${w.errors} errors in the warm-up`)
     }
     const results = new Map<string, Round[]>()
+    const order = roundOrder(scenarios)
     for (let r = 0; r < rounds; r++) {
-      for (const s of scenarios) {
+      for (const s of r % 2 ? [...order].reverse() : order) {
         process.stderr.write(`bench: Node ${rt.version} round ${r + 1}/${rounds} ${s.id}\n`)
         results.set(s.id, [...(results.get(s.id) ?? []), await run(s, seconds)])
         const d = dead()

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { nginxConf } from '../../bench/nginx-conf.ts'
-import { comparisonLines, sectionTable, sectionTargets, type Round, type Section } from '../../bench/report.ts'
+import { comparisonLines, roundOrder, sectionTable, sectionTargets, type Round, type Section } from '../../bench/report.ts'
 
 const round = (rps: number, cpuUsPerReq: number, p99 = 5, errors = 0): Round => ({
   requests: rps * 10, errors, rps, p50: 1, p99, max: 20, cpuMs: (rps * 10 * cpuUsPerReq) / 1000, rss: 100 * 2 ** 20,
@@ -57,6 +57,13 @@ t.test('each Keygate row is compared with the same row of the code at BENCH_COMP
   t.equal(lines.length, 1, 'one line: only the API key row ran at both')
   // CPU: −4, +10, −9, −6 → sorted −9, −6, −4, +10: median −5, quartiles −6.75 and −0.5 (interpolated); user: −4, −3, −4, −3.
   t.equal(lines[0], '- apikey, here less there, over 4 rounds: CPU per request median -5.0 µs (quartiles -6.8 to -0.5); user time alone median -3.5 µs (quartiles -4.0 to -3.0)')
+})
+
+t.test('a row of the code at BENCH_COMPARE_DIR runs right after the same row here; every row runs once a round', async (t) => {
+  const ids = (list: Array<{ id: string }>) => list.map((s) => s.id)
+  t.same(ids(roundOrder(['nginx', 'bare', 'apikey', 'jwt', 'cold', 'apikey-base', 'jwt-base', 'cold-base'].map((id) => ({ id })))), ['nginx', 'bare', 'apikey', 'apikey-base', 'jwt', 'jwt-base', 'cold', 'cold-base'])
+  t.same(ids(roundOrder(['apikey', 'jwt'].map((id) => ({ id })))), ['apikey', 'jwt'], 'without a comparison, the order given')
+  t.same(ids(roundOrder(['apikey', 'odd-base'].map((id) => ({ id })))), ['apikey', 'odd-base'], 'a -base row without its counterpart still runs')
 })
 
 t.test('the table has a column against the bare proxy and the box\'s shares, and RSS last', async (t) => {
