@@ -145,7 +145,10 @@ class Exchange implements ForwardRequest {
   // Set once admitted.
   private admittedAs: Admitted | undefined
   private limited: readonly string[] | undefined
-  private exceeded: () => boolean = never
+  /** Whether the body went over the route's limit while it streamed (set with the body). */
+  private exceeded: (() => boolean) | undefined
+  /** The route's metric series, found once the route is known. */
+  private series: RouteSeries | undefined
   private awaitHeaders: (() => void) | undefined
   // The forward stage's request (`ForwardRequest`).
   origin = ''
@@ -155,7 +158,10 @@ class Exchange implements ForwardRequest {
   timeoutMs = 0
   idleTimeoutMs = 0
   responseHeaders: readonly string[] = []
-  /** Whether the socket's idle timer must be armed when the response starts (after a streamed upload). */
+  /**
+   * Whether the socket's idle timer must be armed when the response starts: the upload changed it, or it was not
+   * known to be off (a connection's first request).
+   */
   private rearm = false
 
   constructor(
@@ -215,7 +221,7 @@ class Exchange implements ForwardRequest {
       this.exceeded = body.exceeded
       const upload = body.body
       if (upload !== null && route.read_body_first) {
-        req.socket.setTimeout(route.idle_timeout_ms)
+        this.connection.setTimeout(route.idle_timeout_ms)
         readBodyFirst(upload, route.body_timeout_ms, body.exceeded).then((read) => this.bodyRead(read), (err: unknown) => this.fault(err))
         return
       }
@@ -233,10 +239,10 @@ class Exchange implements ForwardRequest {
           return this.finish()
         }
         // What is left of a slow body is not waited for: the connection closes after the answer.
-        const req = this.req
+        const connection = this.connection
         this.res.shouldKeepAlive = false
-        this.res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref())
-        this.failure = denyLimited(req, this.res, this.requestId, read.code, this.limited)
+        this.res.once('finish', () => setTimeout(() => connection.destroy(), 1000).unref())
+        this.failure = denyLimited(this.req, this.res, this.requestId, read.code, this.limited)
         return this.finish()
       }
       this.send(read.body, false)
@@ -275,7 +281,8 @@ class Exchange implements ForwardRequest {
         req.once('end', untrackUpload)
       }
     }
-    this.shared.seriesOf(this.routeName).gatewayDuration.observe((performance.now() - this.started) / 1000)
+    this.series = this.shared.seriesOf(this.routeName)
+    this.series.gatewayDuration.observe((performance.now() - this.started) / 1000)
 
     this.origin = router.origin(route)
     this.path = upstreamPath(route, admitted.path) + admitted.search
@@ -320,9 +327,9 @@ class Exchange implements ForwardRequest {
     try {
       const { req, res, requestId, shared: { deps } } = this
       this.upstreamMs = outcome.upstreamMs
-      this.shared.seriesOf(this.routeName).upstreamDuration.observe(outcome.upstreamMs / 1000)
+      this.series!.upstreamDuration.observe(outcome.upstreamMs / 1000)
       if (!outcome.ok) {
-        if (this.exceeded()) {
+        if (this.exceeded?.()) {
           this.failure = denyLimited(req, res, requestId, 'BODY_TOO_LARGE', this.limited)
           return this.finish()
         }
@@ -342,14 +349,11 @@ class Exchange implements ForwardRequest {
 
   /** A fault in any step: its code when it has one, else INTERNAL (logged); then the access line. */
   private fault(err: unknown): void {
-    if (this.finished) {
-      // After the access line (a fault while writing it): logged, never thrown into the event loop.
-      this.shared.deps.logger.error('request failed', { request_id: this.requestId, error: String((err as Error)?.message ?? err) })
-      return
-    }
+    const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
+    // After the access line (a fault while writing it) it is only logged, never thrown into the event loop.
+    if (code === 'INTERNAL' || this.finished) this.shared.deps.logger.error('request failed', { request_id: this.requestId, error: String((err as Error)?.message ?? err) })
+    if (this.finished) return
     try {
-      const code: ErrorCode = err instanceof KeygateError ? err.code : 'INTERNAL'
-      if (code === 'INTERNAL') this.shared.deps.logger.error('request failed', { request_id: this.requestId, error: String((err as Error)?.message ?? err) })
       this.failure = deny(this.req, this.res, this.requestId, code)
     } finally {
       this.finish()
@@ -365,7 +369,7 @@ class Exchange implements ForwardRequest {
     const status = res.headersSent ? res.statusCode : 0
     const statusClass = statusClassOf(status)
     const ended = performance.now()
-    const series = shared.seriesOf(this.routeName)
+    const series = this.series ?? shared.seriesOf(this.routeName)
     series.requests(this.method, statusClass, principal?.auth ?? 'none').inc()
     series.requestDuration(statusClass).observe((ended - started) / 1000)
     const url = req.url ?? ''
@@ -407,8 +411,4 @@ class Exchange implements ForwardRequest {
       endMs: performance.timeOrigin + ended,
     })
   }
-}
-
-function never(): boolean {
-  return false
 }
